@@ -1,0 +1,64 @@
+# Atlas TLS. `make` builds the library; `make demo` and `make check` also
+# install what they need (Debian packages) when run as root.
+
+CC ?= cc
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat-security
+CFLAGS ?= -O2 -g
+ATLAS_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -pthread $(CFLAGS)
+LIBS := -lssl -lcrypto -lunwind -ldl -pthread
+
+BUILD := build
+LIB := $(BUILD)/libatlas.so
+SRCS := $(wildcard shim/*.c)
+OBJS := $(SRCS:shim/%.c=$(BUILD)/obj/%.o)
+HDRS := $(wildcard shim/*.h include/*.h)
+
+# Debian packages each target needs (tests/deps.sh installs or names them).
+BUILD_PKGS := build-essential pkg-config libssl-dev libunwind-dev
+DEMO_PKGS := $(BUILD_PKGS) python3 curl openssl
+CHECK_PKGS := $(DEMO_PKGS) libcmocka-dev gnutls-bin procps
+
+.PHONY: all lib demo check unit e2e deps-demo deps-check clean format-check
+
+all: lib
+
+lib: $(LIB)
+
+$(BUILD)/obj/%.o: shim/%.c $(HDRS) | $(BUILD)/obj
+	$(CC) $(ATLAS_CFLAGS) -c -o $@ $<
+
+$(LIB): $(OBJS) shim/atlas.map
+	$(CC) $(ATLAS_CFLAGS) -shared -Wl,--version-script=shim/atlas.map -Wl,-z,defs \
+		-o $@ $(OBJS) $(LIBS)
+
+$(BUILD)/obj:
+	mkdir -p $@
+
+deps-demo:
+	@tests/deps.sh $(DEMO_PKGS)
+
+deps-check:
+	@tests/deps.sh $(CHECK_PKGS)
+
+demo: deps-demo
+	@$(MAKE) --no-print-directory lib
+	@demo/run.sh
+
+# Unit tests: one cmocka binary per module, linked against the module's sources.
+UNIT_TESTS := $(patsubst tests/unit/test_%.c,$(BUILD)/tests/test_%,$(wildcard tests/unit/test_*.c))
+UNIT_LIB_OBJS := $(filter-out $(BUILD)/obj/hooks.o $(BUILD)/obj/init.o,$(OBJS))
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_LIB_OBJS) | $(BUILD)/tests
+	$(CC) $(ATLAS_CFLAGS) -Ishim -o $@ $< $(UNIT_LIB_OBJS) -lcmocka $(LIBS)
+
+$(BUILD)/tests:
+	mkdir -p $@
+
+unit: $(LIB) $(UNIT_TESTS)
+
+check: deps-check
+	@$(MAKE) --no-print-directory lib unit
+	@tests/run.sh
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,69 @@
+#define _GNU_SOURCE
+#include "accept.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "fdtab.h"
+#include "init.h"
+#include "log.h"
+#include "real.h"
+
+/* The local port of a TCP socket (IPv4 or IPv6, dual-stack included), or 0. */
+static unsigned local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0; /* AF_UNIX and the rest are never TLS */
+}
+
+static int refuse(int fd, unsigned port, const char *why)
+{
+	atlas_error("fd %d port %u: connection refused: %s", fd, port, why);
+	atlas_real.close(fd);
+	errno = ECONNABORTED;
+	return -1;
+}
+
+int atlas_accept_adopt(int fd)
+{
+	unsigned port = local_port(fd);
+	struct atlas_conn *c, *stale = NULL;
+
+	if (port == 0)
+		return fd;
+	switch (atlas_init_mode) {
+	case ATLAS_SERVING:
+		if (!atlas_config_port_is_tls(&atlas_init_config, (uint16_t)port))
+			return fd;
+		break;
+	case ATLAS_REFUSING:
+		if (!atlas_config_port_is_tls(&atlas_init_config, (uint16_t)port))
+			return fd;
+		return refuse(fd, port, "the Atlas configuration is broken (see the first atlas: line)");
+	case ATLAS_REFUSING_ALL:
+		return refuse(fd, port, "ATLAS_PORTS is broken, so no port may serve plaintext");
+	case ATLAS_INERT:
+	default:
+		return fd;
+	}
+	c = atlas_conn_new((uint16_t)port, atlas_init_config.handshake_timeout_ms);
+	if (c == NULL)
+		return refuse(fd, port, "out of memory");
+	if (atlas_fdtab_set(fd, c, &stale) < 0) {
+		atlas_conn_put(c);
+		return refuse(fd, port, "the fd is beyond Atlas's fd table");
+	}
+	atlas_conn_fd_forget(stale);
+	atlas_conn_put(c); /* the slot holds its own reference now */
+	return fd;
+}

@@ -1,0 +1,102 @@
+#define _GNU_SOURCE
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+struct atlas_conn *atlas_conn_new(uint16_t port, unsigned handshake_timeout_ms)
+{
+	struct atlas_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	pthread_mutex_init(&c->lock, NULL);
+	c->refs = 1;
+	c->state = ATLAS_CONN_NEW;
+	c->io_fd = -1;
+	c->pid = getpid();
+	c->port = port;
+	clock_gettime(CLOCK_MONOTONIC, &c->started);
+	c->deadline = c->started;
+	c->deadline.tv_sec += handshake_timeout_ms / 1000;
+	c->deadline.tv_nsec += (long)(handshake_timeout_ms % 1000) * 1000000L;
+	if (c->deadline.tv_nsec >= 1000000000L) {
+		c->deadline.tv_sec++;
+		c->deadline.tv_nsec -= 1000000000L;
+	}
+	return c;
+}
+
+void atlas_conn_get(struct atlas_conn *c)
+{
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+}
+
+void atlas_conn_put(struct atlas_conn *c)
+{
+	if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	SSL_free(c->ssl);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+void atlas_conn_fd_get(struct atlas_conn *c)
+{
+	__atomic_add_fetch(&c->fds, 1, __ATOMIC_RELAXED);
+	atlas_conn_get(c);
+}
+
+void atlas_conn_fd_put(struct atlas_conn *c, int fd)
+{
+	if (__atomic_sub_fetch(&c->fds, 1, __ATOMIC_ACQ_REL) == 0)
+		atlas_engine_close_notify(c, fd);
+	atlas_conn_put(c);
+}
+
+void atlas_conn_fd_forget(struct atlas_conn *c)
+{
+	if (c == NULL)
+		return;
+	__atomic_sub_fetch(&c->fds, 1, __ATOMIC_ACQ_REL);
+	atlas_conn_put(c);
+}
+
+const char *atlas_conn_describe(const struct atlas_conn *c, int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET) {
+			const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+			inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+			port = ntohs(sin->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+			port = ntohs(sin6->sin6_port);
+		}
+	}
+	snprintf(buf, len, "fd %d peer %s:%u port %u", fd, host, port, c->port);
+	return buf;
+}
+
+double atlas_conn_elapsed_ms(const struct atlas_conn *c)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - c->started.tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - c->started.tv_nsec) / 1e6;
+}

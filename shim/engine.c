@@ -1,0 +1,602 @@
+#define _GNU_SOURCE
+#include "engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "conn.h"
+#include "emul.h"
+#include "errmap.h"
+#include "log.h"
+#include "real.h"
+#include "sniff.h"
+#include "tls.h"
+
+/* One TLS record of plaintext (RFC 8446 section 5.1): the unit of each SSL_write. */
+#define ATLAS_RECORD_MAX 16384
+
+static SSL_CTX *engine_ctx;
+static const char *engine_path_reason = "userspace";
+
+void atlas_engine_set_ctx(SSL_CTX *ctx)
+{
+	engine_ctx = ctx;
+}
+
+void atlas_engine_set_path_reason(const char *reason)
+{
+	engine_path_reason = reason;
+}
+
+const char *atlas_engine_path_reason(void)
+{
+	return engine_path_reason;
+}
+
+/* What the handshake driver reports. */
+enum step {
+	STEP_DONE,       /* the connection is open */
+	STEP_WANT_READ,  /* wait until the socket is readable */
+	STEP_WANT_WRITE, /* wait until the socket is writable */
+	STEP_FAILED,     /* refused or broken: see c->fail_errno */
+	STEP_AGAIN,      /* the state changed: run the driver again */
+};
+
+/* An operation run once the connection is open: SSL_read_ex and friends. */
+typedef int (*ssl_op_fn)(SSL *ssl, void *buf, size_t len, size_t *done);
+
+static int op_read(SSL *ssl, void *buf, size_t len, size_t *done)
+{
+	return SSL_read_ex(ssl, buf, len, done);
+}
+
+static int op_peek(SSL *ssl, void *buf, size_t len, size_t *done)
+{
+	return SSL_peek_ex(ssl, buf, len, done);
+}
+
+static int op_write(SSL *ssl, void *buf, size_t len, size_t *done)
+{
+	return SSL_write_ex(ssl, buf, len, done);
+}
+
+static int ms_until(const struct timespec *deadline)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
+	     (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	if (ms <= 0)
+		return 0;
+	return ms > 1000000000 ? 1000000000 : (int)ms;
+}
+
+/* The connection will never carry TLS: say why, free OpenSSL's state. Called locked. */
+static void refuse(struct atlas_conn *c, int fd, int fail_errno, const char *why,
+		   const char *detail)
+{
+	char who[128];
+
+	c->state = ATLAS_CONN_REFUSED;
+	c->fail_errno = fail_errno;
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	if (atlas_log_enabled(ATLAS_LOG_INFO))
+		atlas_log(ATLAS_LOG_INFO, "%s: refused: %s%s%s",
+			  atlas_conn_describe(c, fd, who, sizeof(who)), why, detail[0] ? ": " : "",
+			  detail);
+}
+
+static void log_open(struct atlas_conn *c, int fd)
+{
+	char who[128];
+
+	if (!atlas_log_enabled(ATLAS_LOG_INFO))
+		return;
+	atlas_log(ATLAS_LOG_INFO, "%s: %s %s, handshake %.1f ms, path %s",
+		  atlas_conn_describe(c, fd, who, sizeof(who)), SSL_get_version(c->ssl),
+		  SSL_get_cipher_name(c->ssl), atlas_conn_elapsed_ms(c), engine_path_reason);
+}
+
+/* NEW: read the first bytes and decide what the client speaks. */
+static enum step sniff_step(struct atlas_conn *c, int fd)
+{
+	ssize_t n;
+
+	switch (atlas_sniff_classify(c->sniff, c->sniff_len)) {
+	case ATLAS_SNIFF_TLS:
+		c->ssl = engine_ctx ? atlas_tls_ssl_new(engine_ctx, c) : NULL;
+		if (c->ssl == NULL) {
+			refuse(c, fd, ECONNRESET, "cannot start a TLS session", "out of memory");
+			return STEP_FAILED;
+		}
+		c->state = ATLAS_CONN_HANDSHAKE;
+		c->pid = getpid(); /* the process that handshakes owns the session */
+		return STEP_AGAIN;
+	case ATLAS_SNIFF_HTTP:
+		atlas_sniff_reply_http(fd);
+		refuse(c, fd, 0, "plain HTTP on a TLS port", "answered 400");
+		return STEP_FAILED;
+	case ATLAS_SNIFF_OTHER:
+		refuse(c, fd, 0, "the client did not start with a TLS handshake", "");
+		return STEP_FAILED;
+	case ATLAS_SNIFF_NEED_MORE:
+		/* Consume (not peek) so that a client that stops mid-word cannot make us spin. */
+		n = atlas_real.recv(fd, c->sniff + c->sniff_len, ATLAS_SNIFF_MAX - c->sniff_len,
+				    MSG_DONTWAIT);
+		if (n > 0) {
+			c->sniff_len += (unsigned char)n;
+			return STEP_AGAIN;
+		}
+		if (n == 0) {
+			refuse(c, fd, 0, "the client closed before sending anything", "");
+			return STEP_FAILED;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return STEP_WANT_READ;
+		if (errno == EINTR)
+			return STEP_AGAIN;
+		refuse(c, fd, errno, "reading the first bytes failed", strerror(errno));
+		return STEP_FAILED;
+	default:
+		refuse(c, fd, ECONNRESET, "internal error", "unknown sniff result");
+		return STEP_FAILED;
+	}
+}
+
+/* HANDSHAKE: one SSL_do_handshake. */
+static enum step tls_step(struct atlas_conn *c, int fd)
+{
+	char reason[200];
+	int r, e, herr = 0;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->state = ATLAS_CONN_OPEN;
+		log_open(c, fd);
+		return STEP_DONE;
+	}
+	e = SSL_get_error(c->ssl, r);
+	switch (atlas_errmap_ssl(e, errno, &herr)) {
+	case ATLAS_ERRMAP_WANT_READ:
+		return STEP_WANT_READ;
+	case ATLAS_ERRMAP_WANT_WRITE:
+		return STEP_WANT_WRITE;
+	case ATLAS_ERRMAP_EOF:
+		refuse(c, fd, 0, "the client closed during the handshake", "");
+		return STEP_FAILED;
+	case ATLAS_ERRMAP_FATAL:
+	default:
+		atlas_log_ssl_reason(reason, sizeof(reason));
+		refuse(c, fd, 0, "TLS handshake failed", reason[0] ? reason : strerror(herr));
+		return STEP_FAILED;
+	}
+}
+
+/* Drives a connection towards OPEN as far as it can go without waiting. Called locked. */
+static enum step handshake_step(struct atlas_conn *c, int fd)
+{
+	enum step s = STEP_AGAIN;
+
+	while (s == STEP_AGAIN) {
+		switch (c->state) {
+		case ATLAS_CONN_OPEN:
+			return STEP_DONE;
+		case ATLAS_CONN_REFUSED:
+		case ATLAS_CONN_BROKEN:
+			return STEP_FAILED;
+		case ATLAS_CONN_NEW:
+		case ATLAS_CONN_HANDSHAKE:
+			/* Non-blocking callers meet the deadline here, blocking ones in wait_ready(). */
+			if (ms_until(&c->deadline) == 0) {
+				refuse(c, fd, ETIMEDOUT, "handshake timed out", "");
+				return STEP_FAILED;
+			}
+			s = c->state == ATLAS_CONN_NEW ? sniff_step(c, fd) : tls_step(c, fd);
+			break;
+		default:
+			refuse(c, fd, ECONNRESET, "internal error", "bad connection state");
+			return STEP_FAILED;
+		}
+	}
+	return s;
+}
+
+static bool fd_nonblocking(int fd, int flags)
+{
+	int fl;
+
+	if (flags & MSG_DONTWAIT)
+		return true;
+	fl = atlas_real.fcntl(fd, F_GETFL);
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/*
+ * Waits until fd is ready for events, with the connection unlocked. A handshake
+ * waits until its deadline (then ETIMEDOUT); data waits as long as the socket's
+ * SO_RCVTIMEO/SO_SNDTIMEO says (then EAGAIN, as the kernel does), else forever.
+ */
+static int wait_ready(struct atlas_conn *c, int fd, short events, bool handshake)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int timeout = -1, n;
+
+	if (handshake) {
+		timeout = ms_until(&c->deadline);
+		if (timeout == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+	} else {
+		struct timeval tv;
+		socklen_t tl = sizeof(tv);
+		int opt = (events & POLLIN) ? SO_RCVTIMEO : SO_SNDTIMEO;
+
+		if (getsockopt(fd, SOL_SOCKET, opt, &tv, &tl) == 0 && (tv.tv_sec || tv.tv_usec))
+			timeout = (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
+	}
+	n = atlas_real.poll(&pfd, 1, timeout);
+	if (n < 0)
+		return -1;
+	if (n == 0) {
+		errno = handshake ? ETIMEDOUT : EAGAIN;
+		return -1;
+	}
+	return 0;
+}
+
+/* What a call on a refused or broken connection returns. */
+static ssize_t failed_result(const struct atlas_conn *c, bool is_write)
+{
+	if (c->fail_errno != 0) {
+		errno = c->fail_errno;
+		return -1;
+	}
+	if (is_write) {
+		errno = EPIPE;
+		return -1;
+	}
+	return 0;
+}
+
+/* A fatal error after the handshake: the connection cannot carry data any more. Locked. */
+static void mark_broken(struct atlas_conn *c, int fd, int herr)
+{
+	char reason[200], who[128];
+
+	c->state = ATLAS_CONN_BROKEN;
+	c->fail_errno = herr;
+	atlas_log_ssl_reason(reason, sizeof(reason));
+	if (atlas_log_enabled(ATLAS_LOG_INFO))
+		atlas_log(ATLAS_LOG_INFO, "%s: connection broken: %s",
+			  atlas_conn_describe(c, fd, who, sizeof(who)),
+			  reason[0] ? reason : strerror(herr));
+}
+
+/*
+ * Runs op on an open connection, finishing the handshake first, and returns
+ * what the system call would. A blocking fd (or force_block) waits, unlocked,
+ * for the readiness OpenSSL asks for; a non-blocking one gets EAGAIN. op may
+ * be NULL to only finish the handshake (returns 0).
+ */
+static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block, bool is_write,
+		      ssl_op_fn op, void *buf, size_t len)
+{
+	int nonblock = -1; /* unknown until the first wait: F_GETFL costs a system call */
+
+	for (;;) {
+		enum step s;
+		size_t done = 0;
+		int r, e, herr = 0;
+
+		pthread_mutex_lock(&c->lock);
+		c->io_fd = fd;
+		s = handshake_step(c, fd);
+		if (s == STEP_FAILED) {
+			ssize_t ret = failed_result(c, is_write);
+			pthread_mutex_unlock(&c->lock);
+			return ret;
+		}
+		if (s == STEP_DONE) {
+			if (op == NULL) {
+				pthread_mutex_unlock(&c->lock);
+				return 0;
+			}
+			if (is_write && (SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)) {
+				/* After shutdown(SHUT_WR), as for a plain socket. */
+				pthread_mutex_unlock(&c->lock);
+				errno = EPIPE;
+				return -1;
+			}
+			ERR_clear_error();
+			r = op(c->ssl, buf, len, &done);
+			if (r > 0) {
+				pthread_mutex_unlock(&c->lock);
+				return (ssize_t)done;
+			}
+			e = SSL_get_error(c->ssl, r);
+			switch (atlas_errmap_ssl(e, errno, &herr)) {
+			case ATLAS_ERRMAP_WANT_READ:
+				s = STEP_WANT_READ;
+				break;
+			case ATLAS_ERRMAP_WANT_WRITE:
+				s = STEP_WANT_WRITE;
+				break;
+			case ATLAS_ERRMAP_EOF:
+				pthread_mutex_unlock(&c->lock);
+				if (is_write) {
+					errno = EPIPE;
+					return -1;
+				}
+				return 0;
+			case ATLAS_ERRMAP_FATAL:
+			default:
+				mark_broken(c, fd, herr);
+				pthread_mutex_unlock(&c->lock);
+				errno = herr;
+				return -1;
+			}
+		}
+		pthread_mutex_unlock(&c->lock);
+
+		if (!force_block) {
+			if (nonblock < 0)
+				nonblock = fd_nonblocking(fd, flags);
+			if (nonblock) {
+				errno = EAGAIN;
+				return -1;
+			}
+		}
+		bool in_handshake = c->state != ATLAS_CONN_OPEN;
+		if (wait_ready(c, fd, s == STEP_WANT_READ ? POLLIN : POLLOUT, in_handshake) < 0) {
+			if (in_handshake && errno == ETIMEDOUT) {
+				pthread_mutex_lock(&c->lock);
+				if (c->state == ATLAS_CONN_NEW || c->state == ATLAS_CONN_HANDSHAKE)
+					refuse(c, fd, ETIMEDOUT, "handshake timed out", "");
+				pthread_mutex_unlock(&c->lock);
+				errno = ETIMEDOUT;
+			}
+			return -1;
+		}
+	}
+}
+
+static size_t iov_total(const struct iovec *iov, int iovcnt)
+{
+	size_t total = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	return total;
+}
+
+static size_t conn_pending(struct atlas_conn *c)
+{
+	size_t n;
+
+	pthread_mutex_lock(&c->lock);
+	n = (c->state == ATLAS_CONN_OPEN) ? (size_t)SSL_pending(c->ssl) : 0;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
+			  int flags)
+{
+	size_t done = 0;
+
+	if (iov_total(iov, iovcnt) == 0)
+		return 0;
+	for (int i = 0; i < iovcnt; i++) {
+		size_t off = 0;
+
+		while (off < iov[i].iov_len) {
+			char *p = (char *)iov[i].iov_base + off;
+			ssize_t n;
+
+			if (flags & MSG_PEEK)
+				return run_op(c, fd, flags, false, false, op_peek, p, iov[i].iov_len);
+			/*
+			 * Like a socket: block for the first byte only; after that take what is
+			 * already decrypted, unless MSG_WAITALL asks for everything.
+			 */
+			if (done > 0 && !(flags & MSG_WAITALL) && conn_pending(c) == 0)
+				return (ssize_t)done;
+			n = run_op(c, fd, flags, false, false, op_read, p, iov[i].iov_len - off);
+			if (n < 0)
+				return done > 0 ? (ssize_t)done : -1;
+			if (n == 0)
+				return (ssize_t)done;
+			off += (size_t)n;
+			done += (size_t)n;
+		}
+	}
+	return (ssize_t)done;
+}
+
+/*
+ * The next piece of the iovecs to hand to SSL_write: a pointer into one iovec
+ * when it holds a full record's worth (or is all that is left), else up to one
+ * record gathered into scratch. A retried write after EAGAIN then always offers
+ * OpenSSL at least the record it has pending.
+ */
+static size_t next_chunk(const struct iovec *iov, int iovcnt, size_t skip, char *scratch,
+			 const char **out)
+{
+	size_t got = 0;
+	int i = 0;
+
+	while (i < iovcnt && skip >= iov[i].iov_len)
+		skip -= iov[i++].iov_len;
+	if (i == iovcnt)
+		return 0;
+	if (iov[i].iov_len - skip >= ATLAS_RECORD_MAX || iov_total(iov + i + 1, iovcnt - i - 1) == 0) {
+		*out = (const char *)iov[i].iov_base + skip;
+		return iov[i].iov_len - skip;
+	}
+	for (; i < iovcnt && got < ATLAS_RECORD_MAX; i++, skip = 0) {
+		size_t take = iov[i].iov_len - skip;
+
+		if (take > ATLAS_RECORD_MAX - got)
+			take = ATLAS_RECORD_MAX - got;
+		memcpy(scratch + got, (const char *)iov[i].iov_base + skip, take);
+		got += take;
+	}
+	*out = scratch;
+	return got;
+}
+
+static ssize_t send_iov(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
+			int flags, bool force_block)
+{
+	size_t total = iov_total(iov, iovcnt), done = 0;
+	char scratch[ATLAS_RECORD_MAX];
+
+	if (total == 0)
+		return 0;
+	while (done < total) {
+		const char *p = NULL;
+		size_t len = next_chunk(iov, iovcnt, done, scratch, &p);
+		ssize_t n = run_op(c, fd, flags, force_block, true, op_write, (void *)p, len);
+
+		if (n < 0)
+			return done > 0 ? (ssize_t)done : -1;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t atlas_engine_send(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
+			  int flags)
+{
+	return send_iov(c, fd, iov, iovcnt, flags, false);
+}
+
+/* The emulation's view of a connection: where sendfile and splice put bytes. */
+struct engine_io {
+	struct atlas_conn *c;
+	int fd;
+	int flags;
+};
+
+static ssize_t sink_send(void *ctx, const void *buf, size_t len, bool must_complete)
+{
+	struct engine_io *io = ctx;
+	struct iovec v = { .iov_base = (void *)buf, .iov_len = len };
+
+	return send_iov(io->c, io->fd, &v, 1, must_complete ? 0 : io->flags, must_complete);
+}
+
+static int sink_ready(void *ctx)
+{
+	struct engine_io *io = ctx;
+	struct pollfd pfd = { .fd = io->fd, .events = POLLOUT };
+
+	if (run_op(io->c, io->fd, io->flags, false, true, NULL, NULL, 0) < 0)
+		return -1;
+	if (!fd_nonblocking(io->fd, io->flags))
+		return 0;
+	if (atlas_real.poll(&pfd, 1, 0) == 1)
+		return 0;
+	errno = EAGAIN;
+	return -1;
+}
+
+static ssize_t source_peek(void *ctx, void *buf, size_t len)
+{
+	struct engine_io *io = ctx;
+
+	return run_op(io->c, io->fd, io->flags, false, false, op_peek, buf, len);
+}
+
+static ssize_t source_consume(void *ctx, void *buf, size_t len)
+{
+	struct engine_io *io = ctx;
+
+	/* The bytes were peeked: they are decrypted in OpenSSL already and cannot block. */
+	return run_op(io->c, io->fd, MSG_DONTWAIT, false, false, op_read, buf, len);
+}
+
+ssize_t atlas_engine_sendfile(struct atlas_conn *c, int fd, int in_fd, off_t *offset,
+			      size_t count)
+{
+	struct engine_io io = { .c = c, .fd = fd };
+	struct atlas_emul_sink sink = { .send = sink_send, .ready = sink_ready, .ctx = &io };
+
+	return atlas_emul_sendfile(&sink, in_fd, offset, count);
+}
+
+ssize_t atlas_engine_splice_to(struct atlas_conn *c, int fd, int pipe_in, loff_t *off_in,
+			       size_t len, unsigned flags)
+{
+	struct engine_io io = { .c = c, .fd = fd };
+	struct atlas_emul_sink sink = { .send = sink_send, .ready = sink_ready, .ctx = &io };
+
+	if (flags & SPLICE_F_NONBLOCK)
+		io.flags = MSG_DONTWAIT;
+	return atlas_emul_splice_to(&sink, pipe_in, off_in, len, flags);
+}
+
+ssize_t atlas_engine_splice_from(struct atlas_conn *c, int fd, int pipe_out, loff_t *off_out,
+				 size_t len, unsigned flags)
+{
+	struct engine_io io = { .c = c, .fd = fd };
+	struct atlas_emul_source src = { .peek = source_peek, .consume = source_consume, .ctx = &io };
+
+	if (flags & SPLICE_F_NONBLOCK)
+		io.flags = MSG_DONTWAIT;
+	return atlas_emul_splice_from(&src, pipe_out, off_out, len, flags);
+}
+
+/* Sends close_notify once; a blocking caller waits (to the handshake bound) until it is out. */
+static void send_close_notify(struct atlas_conn *c, int fd, bool wait)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += 1; /* a peer that will not read must not hold the host for long */
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		int r;
+
+		if (c->state != ATLAS_CONN_OPEN || c->pid != getpid())
+			break;
+		c->io_fd = fd;
+		ERR_clear_error();
+		r = SSL_shutdown(c->ssl);
+		if (r >= 0 || !wait || SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_WRITE)
+			break;
+		pthread_mutex_unlock(&c->lock);
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		int n = atlas_real.poll(&pfd, 1, ms_until(&deadline));
+		pthread_mutex_lock(&c->lock);
+		if (n <= 0)
+			break;
+	}
+	ERR_clear_error();
+	pthread_mutex_unlock(&c->lock);
+}
+
+int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
+{
+	if (how == SHUT_WR || how == SHUT_RDWR)
+		send_close_notify(c, fd, !fd_nonblocking(fd, 0));
+	return atlas_real.shutdown(fd, how);
+}
+
+void atlas_engine_close_notify(struct atlas_conn *c, int fd)
+{
+	send_close_notify(c, fd, false);
+}

@@ -1,0 +1,57 @@
+/*
+ * The engine: everything a hook does with a TLS connection on the userspace
+ * path. Each function takes the connection (with a reference held by the
+ * caller) and the fd the host used, and returns exactly what the system call
+ * would: a count, 0 at end of stream, or -1 with errno.
+ *
+ * The handshake is lazy: the first call on a new connection reads the first
+ * bytes (TLS, plain HTTP or garbage?), then drives SSL_do_handshake. A
+ * non-blocking fd gets EAGAIN while it is under way; a blocking one waits,
+ * with the connection unlocked, until the handshake deadline.
+ */
+#ifndef ATLAS_ENGINE_H
+#define ATLAS_ENGINE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <openssl/ssl.h>
+
+struct atlas_conn;
+
+/* The server context every new connection uses; NULL while the configuration is broken. */
+void atlas_engine_set_ctx(SSL_CTX *ctx);
+
+/* recv(2)/readv(2): flags may hold MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL. */
+ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
+			  int flags);
+
+/* send(2)/writev(2): flags may hold MSG_DONTWAIT; SIGPIPE is never raised. */
+ssize_t atlas_engine_send(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
+			  int flags);
+
+/* sendfile(2) from in_fd to the connection. */
+ssize_t atlas_engine_sendfile(struct atlas_conn *c, int fd, int in_fd, off_t *offset,
+			      size_t count);
+
+/* splice(2) from a pipe into the connection, and from the connection into a pipe. */
+ssize_t atlas_engine_splice_to(struct atlas_conn *c, int fd, int pipe_in, loff_t *off_in,
+			       size_t len, unsigned flags);
+ssize_t atlas_engine_splice_from(struct atlas_conn *c, int fd, int pipe_out, loff_t *off_out,
+				 size_t len, unsigned flags);
+
+/* shutdown(2): SHUT_WR and SHUT_RDWR send close_notify first. */
+int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how);
+
+/*
+ * The last fd of c in this process is about to be closed: send close_notify
+ * without waiting, if this process owns an open session. Never fails.
+ */
+void atlas_engine_close_notify(struct atlas_conn *c, int fd);
+
+/* Why this connection was not offloaded to the kernel, for the log line. */
+const char *atlas_engine_path_reason(void);
+void atlas_engine_set_path_reason(const char *reason);
+
+#endif

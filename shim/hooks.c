@@ -1,0 +1,460 @@
+/*
+ * The hooks: the only file that defines libc's names.
+ *
+ * Every hook starts with one question, "is this fd a TLS connection of ours?"
+ * (atlas_fdtab_peek: one load and a branch), and when the answer is no, as it
+ * is for every file, pipe and plaintext socket, calls libc's own function and
+ * nothing else. The answer yes hands the call to the engine with a counted
+ * reference on the connection.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "accept.h"
+#include "conn.h"
+#include "crash.h"
+#include "engine.h"
+#include "fdtab.h"
+#include "init.h"
+#include "real.h"
+
+#define ATLAS_HOOK __attribute__((visibility("default")))
+
+/* libc's function, resolved on first use if a hook runs before the constructor. */
+#define REAL(name) (__builtin_expect(atlas_real.name != NULL, 1) ? atlas_real.name : real_slow()->name)
+
+/* glibc's fortify failure: prints "buffer overflow detected" and aborts. */
+extern void __chk_fail(void) __attribute__((noreturn));
+
+static struct atlas_real_table *real_slow(void)
+{
+	atlas_real_init();
+	return &atlas_real;
+}
+
+/*
+ * Is fd ours, and not reached from inside Atlas itself? The depth test is the
+ * second line of defence: Atlas's own I/O uses atlas_real and never gets here.
+ */
+static inline bool ours(int fd)
+{
+	return __builtin_expect(atlas_fdtab_peek(fd) != NULL, 0) && atlas_crash_depth == 0;
+}
+
+/* Takes the connection for one call; NULL (EBADF) if a concurrent close got there first. */
+static struct atlas_conn *enter(int fd)
+{
+	struct atlas_conn *c = atlas_fdtab_get(fd);
+
+	if (c == NULL) {
+		errno = EBADF;
+		return NULL;
+	}
+	atlas_crash_enter();
+	return c;
+}
+
+static void leave(struct atlas_conn *c)
+{
+	int saved = errno;
+
+	atlas_crash_leave();
+	atlas_conn_put(c);
+	errno = saved;
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static ssize_t tls_recv(int fd, const struct iovec *iov, int iovcnt, int flags)
+{
+	struct atlas_conn *c;
+	ssize_t r;
+
+	if (flags & MSG_OOB) {
+		errno = EINVAL; /* TLS has no urgent data; the kernel says EINVAL when there is none */
+		return -1;
+	}
+	c = enter(fd);
+	if (c == NULL)
+		return -1;
+	r = atlas_engine_recv(c, fd, iov, iovcnt, flags);
+	leave(c);
+	return r;
+}
+
+static ssize_t tls_recv_buf(int fd, void *buf, size_t len, int flags)
+{
+	struct iovec v = { .iov_base = buf, .iov_len = len };
+
+	return tls_recv(fd, &v, 1, flags);
+}
+
+/* recvfrom/recvmsg report the sender: on a connected socket, the peer. */
+static void fill_peer(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	if (addr != NULL && len != NULL && getpeername(fd, addr, len) < 0)
+		*len = 0;
+}
+
+ATLAS_HOOK ssize_t read(int fd, void *buf, size_t len)
+{
+	if (!ours(fd))
+		return REAL(read)(fd, buf, len);
+	return tls_recv_buf(fd, buf, len, 0);
+}
+
+ATLAS_HOOK ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
+{
+	if (!ours(fd))
+		return REAL(read_chk)(fd, buf, len, buflen);
+	if (len > buflen)
+		__chk_fail();
+	return tls_recv_buf(fd, buf, len, 0);
+}
+
+ATLAS_HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (!ours(fd))
+		return REAL(readv)(fd, iov, iovcnt);
+	if (iovcnt < 0 || iovcnt > IOV_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	return tls_recv(fd, iov, iovcnt, 0);
+}
+
+ATLAS_HOOK ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	if (!ours(fd) || (flags & MSG_ERRQUEUE))
+		return REAL(recv)(fd, buf, len, flags);
+	return tls_recv_buf(fd, buf, len, flags);
+}
+
+ATLAS_HOOK ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
+{
+	if (!ours(fd) || (flags & MSG_ERRQUEUE))
+		return REAL(recv_chk)(fd, buf, len, buflen, flags);
+	if (len > buflen)
+		__chk_fail();
+	return tls_recv_buf(fd, buf, len, flags);
+}
+
+ATLAS_HOOK ssize_t recvfrom(int fd, void *buf, size_t len, int flags, __SOCKADDR_ARG addr,
+			    socklen_t *addrlen)
+{
+	if (!ours(fd) || (flags & MSG_ERRQUEUE))
+		return REAL(recvfrom)(fd, buf, len, flags, addr.__sockaddr__, addrlen);
+	fill_peer(fd, addr.__sockaddr__, addrlen);
+	return tls_recv_buf(fd, buf, len, flags);
+}
+
+ATLAS_HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
+				  __SOCKADDR_ARG addr, socklen_t *addrlen)
+{
+	if (!ours(fd) || (flags & MSG_ERRQUEUE))
+		return REAL(recvfrom_chk)(fd, buf, len, buflen, flags, addr.__sockaddr__, addrlen);
+	if (len > buflen)
+		__chk_fail();
+	fill_peer(fd, addr.__sockaddr__, addrlen);
+	return tls_recv_buf(fd, buf, len, flags);
+}
+
+ATLAS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	if (!ours(fd) || (flags & MSG_ERRQUEUE))
+		return REAL(recvmsg)(fd, msg, flags);
+	if (msg->msg_iovlen > IOV_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	fill_peer(fd, msg->msg_name, &msg->msg_namelen);
+	msg->msg_controllen = 0; /* no ancillary data rides on a TLS stream */
+	msg->msg_flags = 0;
+	return tls_recv(fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static ssize_t tls_send(int fd, const struct iovec *iov, int iovcnt, int flags)
+{
+	struct atlas_conn *c;
+	ssize_t r;
+
+	if (flags & MSG_OOB) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	c = enter(fd);
+	if (c == NULL)
+		return -1;
+	r = atlas_engine_send(c, fd, iov, iovcnt, flags);
+	leave(c);
+	return r;
+}
+
+static ssize_t tls_send_buf(int fd, const void *buf, size_t len, int flags)
+{
+	struct iovec v = { .iov_base = (void *)buf, .iov_len = len };
+
+	return tls_send(fd, &v, 1, flags);
+}
+
+ATLAS_HOOK ssize_t write(int fd, const void *buf, size_t len)
+{
+	if (!ours(fd))
+		return REAL(write)(fd, buf, len);
+	return tls_send_buf(fd, buf, len, 0);
+}
+
+ATLAS_HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (!ours(fd))
+		return REAL(writev)(fd, iov, iovcnt);
+	if (iovcnt < 0 || iovcnt > IOV_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	return tls_send(fd, iov, iovcnt, 0);
+}
+
+ATLAS_HOOK ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+	if (!ours(fd))
+		return REAL(send)(fd, buf, len, flags);
+	return tls_send_buf(fd, buf, len, flags);
+}
+
+ATLAS_HOOK ssize_t sendto(int fd, const void *buf, size_t len, int flags,
+			  __CONST_SOCKADDR_ARG addr, socklen_t addrlen)
+{
+	if (!ours(fd))
+		return REAL(sendto)(fd, buf, len, flags, addr.__sockaddr__, addrlen);
+	/* A connected TCP socket ignores the address (tcp(7)); so do we. */
+	return tls_send_buf(fd, buf, len, flags);
+}
+
+ATLAS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (!ours(fd))
+		return REAL(sendmsg)(fd, msg, flags);
+	if (msg->msg_iovlen > IOV_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return tls_send(fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
+}
+
+static ssize_t tls_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+	struct atlas_conn *c = enter(out_fd);
+	ssize_t r;
+
+	if (c == NULL)
+		return -1;
+	r = atlas_engine_sendfile(c, out_fd, in_fd, offset, count);
+	leave(c);
+	return r;
+}
+
+ATLAS_HOOK ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+	if (!ours(out_fd))
+		return REAL(sendfile)(out_fd, in_fd, offset, count);
+	return tls_sendfile(out_fd, in_fd, offset, count);
+}
+
+ATLAS_HOOK ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count)
+{
+	if (!ours(out_fd))
+		return REAL(sendfile)(out_fd, in_fd, offset, count);
+	return tls_sendfile(out_fd, in_fd, offset, count);
+}
+
+ATLAS_HOOK ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len,
+			  unsigned int flags)
+{
+	bool in = ours(fd_in), out = ours(fd_out);
+	struct atlas_conn *c;
+	ssize_t r;
+
+	if (!in && !out)
+		return REAL(splice)(fd_in, off_in, fd_out, off_out, len, flags);
+	if (in && out) {
+		errno = EINVAL; /* splice(2): neither end is a pipe */
+		return -1;
+	}
+	c = enter(out ? fd_out : fd_in);
+	if (c == NULL)
+		return -1;
+	if (out)
+		r = atlas_engine_splice_to(c, fd_out, fd_in, off_in, len, flags);
+	else
+		r = atlas_engine_splice_from(c, fd_in, fd_out, off_out, len, flags);
+	leave(c);
+	return r;
+}
+
+/* ---- descriptors -------------------------------------------------------- */
+
+ATLAS_HOOK int accept(int fd, __SOCKADDR_ARG addr, socklen_t *addrlen)
+{
+	int nfd = REAL(accept)(fd, addr.__sockaddr__, addrlen);
+
+	if (nfd < 0 || atlas_init_mode == ATLAS_INERT)
+		return nfd;
+	return atlas_accept_adopt(nfd);
+}
+
+ATLAS_HOOK int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *addrlen, int flags)
+{
+	int nfd = REAL(accept4)(fd, addr.__sockaddr__, addrlen, flags);
+
+	if (nfd < 0 || atlas_init_mode == ATLAS_INERT)
+		return nfd;
+	return atlas_accept_adopt(nfd);
+}
+
+/* The last fd of a connection is going: close_notify goes out through it first. */
+static void release_slot(int fd)
+{
+	struct atlas_conn *c = atlas_fdtab_take(fd);
+
+	if (c == NULL)
+		return;
+	atlas_crash_enter();
+	atlas_conn_fd_put(c, fd);
+	atlas_crash_leave();
+}
+
+ATLAS_HOOK int close(int fd)
+{
+	if (ours(fd))
+		release_slot(fd);
+	return REAL(close)(fd);
+}
+
+ATLAS_HOOK int close_range(unsigned int first, unsigned int last, int flags)
+{
+	size_t high = __atomic_load_n(&atlas_fdtab_high, __ATOMIC_RELAXED);
+
+	/* CLOSE_RANGE_CLOEXEC only marks the fds; they stay open until exec. */
+	if (!(flags & CLOSE_RANGE_CLOEXEC) && atlas_crash_depth == 0)
+		for (size_t fd = first; fd <= last && fd < high; fd++)
+			if (atlas_fdtab_peek((int)fd) != NULL)
+				release_slot((int)fd);
+	return REAL(close_range)(first, last, flags);
+}
+
+ATLAS_HOOK int shutdown(int fd, int how)
+{
+	struct atlas_conn *c;
+	int r;
+
+	if (!ours(fd))
+		return REAL(shutdown)(fd, how);
+	c = enter(fd);
+	if (c == NULL)
+		return -1;
+	r = atlas_engine_shutdown(c, fd, how);
+	leave(c);
+	return r;
+}
+
+/*
+ * newfd now refers to the same socket as oldfd: make it refer to the same
+ * connection. If it cannot (newfd past the table), newfd must not stay open
+ * as a plaintext view of a TLS socket.
+ */
+static int share(int oldfd, int newfd)
+{
+	struct atlas_conn *c = atlas_fdtab_get(oldfd), *stale = NULL;
+
+	if (c == NULL)
+		return newfd;
+	if (atlas_fdtab_set(newfd, c, &stale) < 0) {
+		atlas_conn_put(c);
+		REAL(close)(newfd);
+		errno = EMFILE;
+		return -1;
+	}
+	atlas_conn_fd_forget(stale);
+	atlas_conn_put(c);
+	return newfd;
+}
+
+ATLAS_HOOK int dup(int fd)
+{
+	int nfd = REAL(dup)(fd);
+
+	if (nfd < 0 || !ours(fd))
+		return nfd;
+	return share(fd, nfd);
+}
+
+/* dup2/dup3 close newfd first: if it was a connection of ours, it closes as close() would. */
+static int tls_dup_onto(int oldfd, int newfd, int flags, bool is_dup3)
+{
+	int r;
+
+	if (REAL(fcntl)(oldfd, F_GETFD) < 0)
+		return -1; /* EBADF, and newfd must stay as it is */
+	if (oldfd != newfd && ours(newfd))
+		release_slot(newfd);
+	r = is_dup3 ? REAL(dup3)(oldfd, newfd, flags) : REAL(dup2)(oldfd, newfd);
+	if (r < 0 || oldfd == newfd || !ours(oldfd))
+		return r;
+	return share(oldfd, r);
+}
+
+ATLAS_HOOK int dup2(int oldfd, int newfd)
+{
+	if (!ours(oldfd) && !ours(newfd))
+		return REAL(dup2)(oldfd, newfd);
+	return tls_dup_onto(oldfd, newfd, 0, false);
+}
+
+ATLAS_HOOK int dup3(int oldfd, int newfd, int flags)
+{
+	if (!ours(oldfd) && !ours(newfd))
+		return REAL(dup3)(oldfd, newfd, flags);
+	return tls_dup_onto(oldfd, newfd, flags, true);
+}
+
+static int tls_fcntl(int fd, int cmd, void *arg)
+{
+	int r = REAL(fcntl)(fd, cmd, arg);
+
+	if (r < 0 || (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) || !ours(fd))
+		return r;
+	return share(fd, r);
+}
+
+/* fcntl's third argument is an int or a pointer; glibc forwards it as a pointer too. */
+ATLAS_HOOK int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return tls_fcntl(fd, cmd, arg);
+}
+
+ATLAS_HOOK int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return tls_fcntl(fd, cmd, arg);
+}

@@ -1,0 +1,159 @@
+#define _GNU_SOURCE
+#include "tls.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <openssl/err.h>
+
+#include "conn.h"
+#include "log.h"
+#include "real.h"
+
+static BIO_METHOD *conn_bio_method;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+/* Bytes read while sniffing are OpenSSL's first bytes: hand them over before the socket's. */
+static int conn_bio_read(BIO *b, char *buf, int len)
+{
+	struct atlas_conn *c = BIO_get_data(b);
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	if (c->sniff_off < c->sniff_len) {
+		int left = c->sniff_len - c->sniff_off;
+		int take = len < left ? len : left;
+
+		memcpy(buf, c->sniff + c->sniff_off, (size_t)take);
+		c->sniff_off += (unsigned char)take;
+		return take;
+	}
+	n = atlas_real.recv(c->io_fd, buf, (size_t)len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		BIO_set_retry_read(b);
+	return (int)n;
+}
+
+static int conn_bio_write(BIO *b, const char *buf, int len)
+{
+	struct atlas_conn *c = BIO_get_data(b);
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	/* MSG_NOSIGNAL: a peer that went away must not kill the host with SIGPIPE. */
+	n = atlas_real.send(c->io_fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		BIO_set_retry_write(b);
+	return (int)n;
+}
+
+static long conn_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)b;
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1; /* nothing is buffered here: every write goes straight to the socket */
+	default:
+		return 0;
+	}
+}
+
+static void conn_bio_method_create(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "atlas socket");
+
+	if (m == NULL)
+		return;
+	BIO_meth_set_read(m, conn_bio_read);
+	BIO_meth_set_write(m, conn_bio_write);
+	BIO_meth_set_ctrl(m, conn_bio_ctrl);
+	conn_bio_method = m;
+}
+
+SSL *atlas_tls_ssl_new(SSL_CTX *ctx, struct atlas_conn *c)
+{
+	SSL *ssl;
+	BIO *bio;
+
+	pthread_once(&bio_once, conn_bio_method_create);
+	if (conn_bio_method == NULL)
+		return NULL;
+	ssl = SSL_new(ctx);
+	bio = BIO_new(conn_bio_method);
+	if (ssl == NULL || bio == NULL) {
+		SSL_free(ssl);
+		BIO_free(bio);
+		return NULL;
+	}
+	BIO_set_data(bio, c);
+	BIO_set_init(bio, 1);
+	SSL_set_bio(ssl, bio, bio);
+	SSL_set_accept_state(ssl);
+	return ssl;
+}
+
+/* A key that needs a passphrase must fail to load, not prompt on the server's terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *userdata)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)userdata;
+	return 0;
+}
+
+static SSL_CTX *ctx_fail(SSL_CTX *ctx, char *err, size_t errlen, const char *what,
+			 const char *path)
+{
+	char reason[200];
+
+	atlas_log_ssl_reason(reason, sizeof(reason));
+	snprintf(err, errlen, "%s %s%s%s", what, path, reason[0] ? ": " : "", reason);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	if (!OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT | OPENSSL_INIT_LOAD_SSL_STRINGS |
+				      OPENSSL_INIT_LOAD_CRYPTO_STRINGS,
+			      NULL)) {
+		snprintf(err, errlen, "OpenSSL failed to initialise");
+		return NULL;
+	}
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL)
+		return ctx_fail(NULL, err, errlen, "cannot create the TLS context", "");
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+	/*
+	 * No compression (CRIME), no renegotiation (the kernel cannot follow it), and a
+	 * TCP close without close_notify reads as end of file, as it does without TLS.
+	 */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+					 SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_CIPHER_SERVER_PREFERENCE |
+					 SSL_OP_PRIORITIZE_CHACHA);
+	/* Partial writes and a retried buffer that moved: what write(2) callers expect to do. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				      SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_set_cipher_list(ctx, ATLAS_TLS12_CIPHERS) != 1 ||
+	    SSL_CTX_set_ciphersuites(ctx, ATLAS_TLS13_SUITES) != 1)
+		return ctx_fail(ctx, err, errlen, "cannot set the cipher suites", "");
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert) != 1)
+		return ctx_fail(ctx, err, errlen, "cannot load the certificate chain from", cfg->cert);
+	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key, SSL_FILETYPE_PEM) != 1)
+		return ctx_fail(ctx, err, errlen, "cannot load the private key from", cfg->key);
+	if (SSL_CTX_check_private_key(ctx) != 1)
+		return ctx_fail(ctx, err, errlen, "the private key does not match the certificate in",
+				cfg->cert);
+	return ctx;
+}

@@ -1,0 +1,38 @@
+/*
+ * OpenSSL set-up: the server context built from the configuration, and the
+ * BIO through which every OpenSSL byte reaches the socket.
+ *
+ * The BIO calls libc's real recv/send (never the hooks), always with
+ * MSG_DONTWAIT: waiting, when the host's fd is blocking, is the engine's job,
+ * done with the connection's lock released.
+ */
+#ifndef ATLAS_TLS_H
+#define ATLAS_TLS_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+
+struct atlas_conn;
+
+/* TLS 1.2 suites: ECDHE with the AEADs the kernel can take over (linux/tls.h). */
+#define ATLAS_TLS12_CIPHERS                                                   \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"          \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"          \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define ATLAS_TLS13_SUITES                                                    \
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
+/*
+ * Initialises OpenSSL (without an atexit handler: daemon threads may still be
+ * serving at exit) and builds the server context: certificate chain, key,
+ * the check that they match, versions and suites. NULL with one sentence in err.
+ */
+SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, char *err, size_t errlen);
+
+/* A server SSL for c, reading and writing through c->io_fd. NULL on allocation failure. */
+SSL *atlas_tls_ssl_new(SSL_CTX *ctx, struct atlas_conn *c);
+
+#endif
