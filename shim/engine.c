@@ -124,8 +124,8 @@ static enum step sniff_step(struct atlas_conn *c, int fd)
 		c->pid = getpid(); /* the process that handshakes owns the session */
 		return STEP_AGAIN;
 	case ATLAS_SNIFF_HTTP:
+		refuse(c, fd, 0, "plain HTTP on a TLS port", "answering 400");
 		atlas_sniff_reply_http(fd);
-		refuse(c, fd, 0, "plain HTTP on a TLS port", "answered 400");
 		return STEP_FAILED;
 	case ATLAS_SNIFF_OTHER:
 		refuse(c, fd, 0, "the client did not start with a TLS handshake", "");
