@@ -16,7 +16,7 @@ HDRS := $(wildcard shim/*.h include/*.h)
 # Debian packages each target needs (tests/deps.sh installs or names them).
 BUILD_PKGS := build-essential pkg-config libssl-dev libunwind-dev
 DEMO_PKGS := $(BUILD_PKGS) python3 curl openssl
-CHECK_PKGS := $(DEMO_PKGS) libcmocka-dev gnutls-bin procps
+CHECK_PKGS := $(DEMO_PKGS) libcmocka-dev gnutls-bin procps clang-format
 
 .PHONY: all lib demo check unit e2e deps-demo deps-check clean format-check
 
@@ -56,8 +56,13 @@ $(BUILD)/tests:
 
 unit: $(LIB) $(UNIT_TESTS)
 
+# Every C file follows the committed .clang-format.
+format-check:
+	@out=$$(for f in $$(git ls-files '*.c' '*.h'); do clang-format "$$f" | cmp -s - "$$f" || echo "$$f"; done); \
+	if [ -n "$$out" ]; then echo "not formatted (run clang-format -i): $$out"; exit 1; fi
+
 check: deps-check
-	@$(MAKE) --no-print-directory lib unit
+	@$(MAKE) --no-print-directory lib unit format-check
 	@tests/run.sh
 
 clean:

@@ -12,12 +12,12 @@
 #define ATLAS_VERSION "0.1.0"
 
 /* Environment variables read once, when the library is loaded. */
-#define ATLAS_ENV_PORTS "ATLAS_PORTS"               /* "8443[,8444...]", required */
-#define ATLAS_ENV_CERT "ATLAS_CERT"                 /* PEM chain, leaf first */
-#define ATLAS_ENV_KEY "ATLAS_KEY"                   /* PEM private key */
-#define ATLAS_ENV_KTLS "ATLAS_KTLS"                 /* auto | off | require */
+#define ATLAS_ENV_PORTS		       "ATLAS_PORTS" /* "8443[,8444...]", required */
+#define ATLAS_ENV_CERT		       "ATLAS_CERT"  /* PEM chain, leaf first */
+#define ATLAS_ENV_KEY		       "ATLAS_KEY"   /* PEM private key */
+#define ATLAS_ENV_KTLS		       "ATLAS_KTLS"  /* auto | off | require */
 #define ATLAS_ENV_HANDSHAKE_TIMEOUT_MS "ATLAS_HANDSHAKE_TIMEOUT_MS"
-#define ATLAS_ENV_LOG_LEVEL "ATLAS_LOG_LEVEL"       /* error | warn | info | debug */
+#define ATLAS_ENV_LOG_LEVEL	       "ATLAS_LOG_LEVEL" /* error | warn | info | debug */
 
 #define ATLAS_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000u
 

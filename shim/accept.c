@@ -49,7 +49,8 @@ int atlas_accept_adopt(int fd)
 	case ATLAS_REFUSING:
 		if (!atlas_config_port_is_tls(&atlas_init_config, (uint16_t)port))
 			return fd;
-		return refuse(fd, port, "the Atlas configuration is broken (see the first atlas: line)");
+		return refuse(fd, port,
+			      "the Atlas configuration is broken (see the first atlas: line)");
 	case ATLAS_REFUSING_ALL:
 		return refuse(fd, port, "ATLAS_PORTS is broken, so no port may serve plaintext");
 	case ATLAS_INERT:

@@ -18,18 +18,18 @@
 
 enum atlas_ktls_mode {
 	ATLAS_KTLS_AUTO = 0, /* offload when the kernel and cipher allow, else userspace */
-	ATLAS_KTLS_OFF,      /* never offload */
+	ATLAS_KTLS_OFF,	     /* never offload */
 	ATLAS_KTLS_REQUIRE,  /* offload or refuse the connection */
 };
 
 struct atlas_config {
-	uint64_t port_bits[65536 / 64];   /* bit p set: local port p is a TLS port */
-	unsigned nports;                  /* how many bits are set */
-	char cert[PATH_MAX];              /* certificate chain file (PEM) */
-	char key[PATH_MAX];               /* private key file (PEM) */
-	enum atlas_ktls_mode ktls;        /* ATLAS_KTLS */
-	unsigned handshake_timeout_ms;    /* ATLAS_HANDSHAKE_TIMEOUT_MS */
-	enum atlas_log_level log_level;   /* ATLAS_LOG_LEVEL */
+	uint64_t port_bits[65536 / 64]; /* bit p set: local port p is a TLS port */
+	unsigned nports;		/* how many bits are set */
+	char cert[PATH_MAX];		/* certificate chain file (PEM) */
+	char key[PATH_MAX];		/* private key file (PEM) */
+	enum atlas_ktls_mode ktls;	/* ATLAS_KTLS */
+	unsigned handshake_timeout_ms;	/* ATLAS_HANDSHAKE_TIMEOUT_MS */
+	enum atlas_log_level log_level; /* ATLAS_LOG_LEVEL */
 };
 
 /* Looks a variable up; returns NULL when it is unset. getenv fits. */

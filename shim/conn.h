@@ -20,28 +20,29 @@
 #define ATLAS_SNIFF_MAX 8
 
 enum atlas_conn_state {
-	ATLAS_CONN_NEW,       /* accepted; no byte read yet */
+	ATLAS_CONN_NEW,	      /* accepted; no byte read yet */
 	ATLAS_CONN_HANDSHAKE, /* a TLS record arrived; the handshake is under way */
 	ATLAS_CONN_OPEN,      /* handshake done; data goes through OpenSSL (userspace path) */
-	ATLAS_CONN_REFUSED,   /* never became TLS: plain HTTP, garbage, a failed or timed-out handshake */
-	ATLAS_CONN_BROKEN,    /* a fatal TLS error after the handshake */
+	ATLAS_CONN_REFUSED, /* never became TLS: plain HTTP, garbage, a failed or timed-out handshake */
+	ATLAS_CONN_BROKEN, /* a fatal TLS error after the handshake */
 };
 
 struct atlas_conn {
-	pthread_mutex_t lock;         /* held across every use of the fields below */
-	int refs;                     /* every reference: fd slots plus calls in flight */
-	int fds;                      /* fd slots in this process; close_notify when it reaches 0 */
-	enum atlas_conn_state state;  /* see the enum */
-	int fail_errno;               /* after REFUSED/BROKEN: the errno calls fail with; 0 = EOF */
-	int io_fd;                    /* the fd the current call came in on: the one the BIO uses */
-	pid_t pid;                    /* the process that owns the TLS session (accepted or handshook it) */
-	uint16_t port;                /* local port it was accepted on, for the log */
-	unsigned char sniff_len;      /* bytes in sniff[] */
-	unsigned char sniff_off;      /* bytes of sniff[] already handed to OpenSSL */
-	unsigned char sniff[ATLAS_SNIFF_MAX]; /* first bytes, read to classify, replayed to OpenSSL */
-	struct timespec started;      /* accept time (CLOCK_MONOTONIC) */
-	struct timespec deadline;     /* the handshake must be done by then */
-	SSL *ssl;                     /* NULL until the first TLS record; freed once REFUSED */
+	pthread_mutex_t lock;	     /* held across every use of the fields below */
+	int refs;		     /* every reference: fd slots plus calls in flight */
+	int fds;		     /* fd slots in this process; close_notify when it reaches 0 */
+	enum atlas_conn_state state; /* see the enum */
+	int fail_errno;		     /* after REFUSED/BROKEN: the errno calls fail with; 0 = EOF */
+	int io_fd;		     /* the fd the current call came in on: the one the BIO uses */
+	pid_t pid;     /* the process that owns the TLS session (accepted or handshook it) */
+	uint16_t port; /* local port it was accepted on, for the log */
+	unsigned char sniff_len; /* bytes in sniff[] */
+	unsigned char sniff_off; /* bytes of sniff[] already handed to OpenSSL */
+	unsigned char
+		sniff[ATLAS_SNIFF_MAX]; /* first bytes, read to classify, replayed to OpenSSL */
+	struct timespec started;	/* accept time (CLOCK_MONOTONIC) */
+	struct timespec deadline;	/* the handshake must be done by then */
+	SSL *ssl;			/* NULL until the first TLS record; freed once REFUSED */
 };
 
 /* A new connection accepted on port, with one reference and no fd yet. NULL (ENOMEM). */

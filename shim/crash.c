@@ -29,8 +29,9 @@ static void print_backtrace(int sig)
 	char line[320], name[200];
 	int n, depth = 0;
 
-	n = snprintf(line, sizeof(line), "atlas: fatal: signal %d (%s) inside Atlas TLS; backtrace:\n",
-		     sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+	n = snprintf(line, sizeof(line),
+		     "atlas: fatal: signal %d (%s) inside Atlas TLS; backtrace:\n", sig,
+		     sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 	say(line, (size_t)n);
 	if (unw_getcontext(&ctx) != 0 || unw_init_local(&cur, &ctx) != 0)
 		return;

@@ -93,8 +93,8 @@ ssize_t atlas_emul_splice_to(const struct atlas_emul_sink *sink, int pipe_in, lo
 	return sink->send(sink->ctx, buf, (size_t)got, true);
 }
 
-ssize_t atlas_emul_splice_from(const struct atlas_emul_source *src, int pipe_out,
-			       loff_t *off_out, size_t len, unsigned flags)
+ssize_t atlas_emul_splice_from(const struct atlas_emul_source *src, int pipe_out, loff_t *off_out,
+			       size_t len, unsigned flags)
 {
 	char buf[ATLAS_EMUL_CHUNK];
 	ssize_t got, put;

@@ -51,7 +51,7 @@ ssize_t atlas_emul_splice_to(const struct atlas_emul_sink *sink, int pipe_in, lo
 			     size_t len, unsigned flags);
 
 /* splice(2) from the source to a pipe: peek, write to the pipe, consume what it took. */
-ssize_t atlas_emul_splice_from(const struct atlas_emul_source *src, int pipe_out,
-			       loff_t *off_out, size_t len, unsigned flags);
+ssize_t atlas_emul_splice_from(const struct atlas_emul_source *src, int pipe_out, loff_t *off_out,
+			       size_t len, unsigned flags);
 
 #endif

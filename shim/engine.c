@@ -43,11 +43,11 @@ const char *atlas_engine_path_reason(void)
 
 /* What the handshake driver reports. */
 enum step {
-	STEP_DONE,       /* the connection is open */
-	STEP_WANT_READ,  /* wait until the socket is readable */
+	STEP_DONE,	 /* the connection is open */
+	STEP_WANT_READ,	 /* wait until the socket is readable */
 	STEP_WANT_WRITE, /* wait until the socket is writable */
-	STEP_FAILED,     /* refused or broken: see c->fail_errno */
-	STEP_AGAIN,      /* the state changed: run the driver again */
+	STEP_FAILED,	 /* refused or broken: see c->fail_errno */
+	STEP_AGAIN,	 /* the state changed: run the driver again */
 };
 
 /* An operation run once the connection is open: SSL_read_ex and friends. */
@@ -407,7 +407,8 @@ ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov,
 			ssize_t n;
 
 			if (flags & MSG_PEEK)
-				return run_op(c, fd, flags, false, false, op_peek, p, iov[i].iov_len);
+				return run_op(c, fd, flags, false, false, op_peek, p,
+					      iov[i].iov_len);
 			/*
 			 * Like a socket: block for the first byte only; after that take what is
 			 * already decrypted, unless MSG_WAITALL asks for everything.
@@ -442,7 +443,8 @@ static size_t next_chunk(const struct iovec *iov, int iovcnt, size_t skip, char 
 		skip -= iov[i++].iov_len;
 	if (i == iovcnt)
 		return 0;
-	if (iov[i].iov_len - skip >= ATLAS_RECORD_MAX || iov_total(iov + i + 1, iovcnt - i - 1) == 0) {
+	if (iov[i].iov_len - skip >= ATLAS_RECORD_MAX ||
+	    iov_total(iov + i + 1, iovcnt - i - 1) == 0) {
 		*out = (const char *)iov[i].iov_base + skip;
 		return iov[i].iov_len - skip;
 	}
@@ -529,8 +531,7 @@ static ssize_t source_consume(void *ctx, void *buf, size_t len)
 	return run_op(io->c, io->fd, MSG_DONTWAIT, false, false, op_read, buf, len);
 }
 
-ssize_t atlas_engine_sendfile(struct atlas_conn *c, int fd, int in_fd, off_t *offset,
-			      size_t count)
+ssize_t atlas_engine_sendfile(struct atlas_conn *c, int fd, int in_fd, off_t *offset, size_t count)
 {
 	struct engine_io io = { .c = c, .fd = fd };
 	struct atlas_emul_sink sink = { .send = sink_send, .ready = sink_ready, .ctx = &io };
@@ -553,7 +554,9 @@ ssize_t atlas_engine_splice_from(struct atlas_conn *c, int fd, int pipe_out, lof
 				 size_t len, unsigned flags)
 {
 	struct engine_io io = { .c = c, .fd = fd };
-	struct atlas_emul_source src = { .peek = source_peek, .consume = source_consume, .ctx = &io };
+	struct atlas_emul_source src = { .peek = source_peek,
+					 .consume = source_consume,
+					 .ctx = &io };
 
 	if (flags & SPLICE_F_NONBLOCK)
 		io.flags = MSG_DONTWAIT;

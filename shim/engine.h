@@ -32,8 +32,7 @@ ssize_t atlas_engine_send(struct atlas_conn *c, int fd, const struct iovec *iov,
 			  int flags);
 
 /* sendfile(2) from in_fd to the connection. */
-ssize_t atlas_engine_sendfile(struct atlas_conn *c, int fd, int in_fd, off_t *offset,
-			      size_t count);
+ssize_t atlas_engine_sendfile(struct atlas_conn *c, int fd, int in_fd, off_t *offset, size_t count);
 
 /* splice(2) from a pipe into the connection, and from the connection into a pipe. */
 ssize_t atlas_engine_splice_to(struct atlas_conn *c, int fd, int pipe_in, loff_t *off_in,

@@ -11,10 +11,10 @@
 #define ATLAS_ERRMAP_H
 
 enum atlas_errmap_verdict {
-	ATLAS_ERRMAP_WANT_READ,  /* the socket must become readable */
+	ATLAS_ERRMAP_WANT_READ,	 /* the socket must become readable */
 	ATLAS_ERRMAP_WANT_WRITE, /* the socket must become writable */
-	ATLAS_ERRMAP_EOF,        /* the peer ended the stream */
-	ATLAS_ERRMAP_FATAL,      /* -1 with *host_errno; the connection cannot go on */
+	ATLAS_ERRMAP_EOF,	 /* the peer ended the stream */
+	ATLAS_ERRMAP_FATAL,	 /* -1 with *host_errno; the connection cannot go on */
 };
 
 /* The errno every fatal TLS-level failure reports: the peer's bytes made no sense. */

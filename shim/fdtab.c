@@ -54,8 +54,7 @@ int atlas_fdtab_init(void)
 	void *p;
 
 	pthread_once(&atfork_once, fdtab_register_atfork);
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
-	    rl.rlim_max > n)
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max > n)
 		n = rl.rlim_max;
 	if (rl.rlim_max == RLIM_INFINITY || n > ATLAS_FDTAB_MAX)
 		n = ATLAS_FDTAB_MAX;

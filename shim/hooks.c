@@ -28,7 +28,8 @@
 #define ATLAS_HOOK __attribute__((visibility("default")))
 
 /* libc's function, resolved on first use if a hook runs before the constructor. */
-#define REAL(name) (__builtin_expect(atlas_real.name != NULL, 1) ? atlas_real.name : real_slow()->name)
+#define REAL(name) \
+	(__builtin_expect(atlas_real.name != NULL, 1) ? atlas_real.name : real_slow()->name)
 
 /* glibc's fortify failure: prints "buffer overflow detected" and aborts. */
 extern void __chk_fail(void) __attribute__((noreturn));
@@ -231,8 +232,8 @@ ATLAS_HOOK ssize_t send(int fd, const void *buf, size_t len, int flags)
 	return tls_send_buf(fd, buf, len, flags);
 }
 
-ATLAS_HOOK ssize_t sendto(int fd, const void *buf, size_t len, int flags,
-			  __CONST_SOCKADDR_ARG addr, socklen_t addrlen)
+ATLAS_HOOK ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SOCKADDR_ARG addr,
+			  socklen_t addrlen)
 {
 	if (!ours(fd))
 		return REAL(sendto)(fd, buf, len, flags, addr.__sockaddr__, addrlen);

@@ -30,7 +30,8 @@ static void format_ports(const struct atlas_config *cfg, char *buf, size_t len)
 	buf[0] = '\0';
 	for (unsigned p = 1; p < 65536 && used + 8 < len; p++)
 		if (atlas_config_port_is_tls(cfg, (uint16_t)p))
-			used += (size_t)snprintf(buf + used, len - used, "%s%u", used ? "," : "", p);
+			used += (size_t)snprintf(buf + used, len - used, "%s%u", used ? "," : "",
+						 p);
 }
 
 static void refuse_ports(const char *why)

@@ -9,8 +9,8 @@
 
 enum atlas_init_mode {
 	ATLAS_INERT = 0,   /* ATLAS_PORTS unset: the library passes everything through */
-	ATLAS_SERVING,     /* connections to TLS ports are terminated */
-	ATLAS_REFUSING,    /* the configuration is broken: connections to TLS ports are closed */
+	ATLAS_SERVING,	   /* connections to TLS ports are terminated */
+	ATLAS_REFUSING,	   /* the configuration is broken: connections to TLS ports are closed */
 	ATLAS_REFUSING_ALL /* even the port list is broken: every accepted TCP connection is closed */
 };
 

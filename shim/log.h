@@ -33,16 +33,16 @@ void atlas_log_ssl(enum atlas_log_level level, const char *what);
 const char *atlas_log_ssl_reason(char *buf, unsigned long len);
 
 #define atlas_error(...) atlas_log(ATLAS_LOG_ERROR, __VA_ARGS__)
-#define atlas_warn(...) atlas_log(ATLAS_LOG_WARN, __VA_ARGS__)
-#define atlas_info(...)                                                       \
-	do {                                                                  \
-		if (atlas_log_enabled(ATLAS_LOG_INFO))                        \
-			atlas_log(ATLAS_LOG_INFO, __VA_ARGS__);               \
+#define atlas_warn(...)	 atlas_log(ATLAS_LOG_WARN, __VA_ARGS__)
+#define atlas_info(...)                                         \
+	do {                                                    \
+		if (atlas_log_enabled(ATLAS_LOG_INFO))          \
+			atlas_log(ATLAS_LOG_INFO, __VA_ARGS__); \
 	} while (0)
-#define atlas_debug(...)                                                      \
-	do {                                                                  \
-		if (atlas_log_enabled(ATLAS_LOG_DEBUG))                       \
-			atlas_log(ATLAS_LOG_DEBUG, __VA_ARGS__);              \
+#define atlas_debug(...)                                         \
+	do {                                                     \
+		if (atlas_log_enabled(ATLAS_LOG_DEBUG))          \
+			atlas_log(ATLAS_LOG_DEBUG, __VA_ARGS__); \
 	} while (0)
 
 #endif

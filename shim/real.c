@@ -27,12 +27,14 @@ static void *resolve(const char *name, void *self_base)
 
 	if (fn == NULL) {
 		/* Nothing after us defines it: libc itself must, or the process cannot work. */
-		static const char msg[] = "atlas: fatal: libc symbol not found by dlsym(RTLD_NEXT)\n";
+		static const char msg[] =
+			"atlas: fatal: libc symbol not found by dlsym(RTLD_NEXT)\n";
 		(void)!write(2, msg, sizeof(msg) - 1);
 		abort();
 	}
 	if (self_base != NULL && dladdr(fn, &info) != 0 && info.dli_fbase == self_base) {
-		static const char msg[] = "atlas: fatal: dlsym(RTLD_NEXT) returned Atlas's own hook\n";
+		static const char msg[] =
+			"atlas: fatal: dlsym(RTLD_NEXT) returned Atlas's own hook\n";
 		(void)!write(2, msg, sizeof(msg) - 1);
 		abort();
 	}

@@ -10,11 +10,12 @@
 
 /* RFC 8446 section 5.1: ContentType handshake(22), legacy_record_version 0x03xx. */
 #define TLS_RECORD_HANDSHAKE 0x16
-#define TLS_MAJOR_VERSION 0x03
+#define TLS_MAJOR_VERSION    0x03
 
 /* Request methods of RFC 9110 section 9, and "PRI" of the HTTP/2 preface (RFC 9113 section 3.4). */
 static const char *const http_methods[] = {
-	"GET ", "HEAD ", "POST ", "PUT ", "DELETE ", "OPTIONS ", "PATCH ", "CONNECT ", "TRACE ", "PRI ",
+	"GET ",	    "HEAD ",  "POST ",	  "PUT ",   "DELETE ",
+	"OPTIONS ", "PATCH ", "CONNECT ", "TRACE ", "PRI ",
 };
 
 static enum atlas_sniff_kind classify_http(const unsigned char *buf, size_t len)
@@ -46,13 +47,12 @@ enum atlas_sniff_kind atlas_sniff_classify(const unsigned char *buf, size_t len)
 	return classify_http(buf, len);
 }
 
-static const char http_400[] =
-	"HTTP/1.1 400 Bad Request\r\n"
-	"Content-Type: text/plain\r\n"
-	"Content-Length: 49\r\n"
-	"Connection: close\r\n"
-	"\r\n"
-	"This port requires TLS: use https:// to reach it\n";
+static const char http_400[] = "HTTP/1.1 400 Bad Request\r\n"
+			       "Content-Type: text/plain\r\n"
+			       "Content-Length: 49\r\n"
+			       "Connection: close\r\n"
+			       "\r\n"
+			       "This port requires TLS: use https:// to reach it\n";
 
 int atlas_sniff_reply_http(int fd)
 {

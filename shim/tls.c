@@ -107,8 +107,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *userdata)
 	return 0;
 }
 
-static SSL_CTX *ctx_fail(SSL_CTX *ctx, char *err, size_t errlen, const char *what,
-			 const char *path)
+static SSL_CTX *ctx_fail(SSL_CTX *ctx, char *err, size_t errlen, const char *what, const char *path)
 {
 	char reason[200];
 
@@ -139,7 +138,8 @@ SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, char *err, size_t err
 	 * TCP close without close_notify reads as end of file, as it does without TLS.
 	 */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-					 SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_CIPHER_SERVER_PREFERENCE |
+					 SSL_OP_IGNORE_UNEXPECTED_EOF |
+					 SSL_OP_CIPHER_SERVER_PREFERENCE |
 					 SSL_OP_PRIORITIZE_CHACHA);
 	/* Partial writes and a retried buffer that moved: what write(2) callers expect to do. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
@@ -149,11 +149,12 @@ SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, char *err, size_t err
 		return ctx_fail(ctx, err, errlen, "cannot set the cipher suites", "");
 	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert) != 1)
-		return ctx_fail(ctx, err, errlen, "cannot load the certificate chain from", cfg->cert);
+		return ctx_fail(ctx, err, errlen, "cannot load the certificate chain from",
+				cfg->cert);
 	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key, SSL_FILETYPE_PEM) != 1)
 		return ctx_fail(ctx, err, errlen, "cannot load the private key from", cfg->key);
 	if (SSL_CTX_check_private_key(ctx) != 1)
-		return ctx_fail(ctx, err, errlen, "the private key does not match the certificate in",
-				cfg->cert);
+		return ctx_fail(ctx, err, errlen,
+				"the private key does not match the certificate in", cfg->cert);
 	return ctx;
 }
