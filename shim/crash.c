@@ -22,9 +22,8 @@ static void say(const char *s, size_t n)
 	(void)!write(2, s, n);
 }
 
-static void print_backtrace(int sig)
+static void print_backtrace(int sig, void *uctx)
 {
-	unw_context_t ctx;
 	unw_cursor_t cur;
 	char line[320], name[200];
 	int n, depth = 0;
@@ -33,9 +32,11 @@ static void print_backtrace(int sig)
 		     "atlas: fatal: signal %d (%s) inside Atlas TLS; backtrace:\n", sig,
 		     sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 	say(line, (size_t)n);
-	if (unw_getcontext(&ctx) != 0 || unw_init_local(&cur, &ctx) != 0)
+	/* Unwind from the interrupted context itself: the first frame is the faulting one.
+	 * On x86-64 libunwind's unw_context_t is the kernel's ucontext_t. */
+	if (unw_init_local2(&cur, (unw_context_t *)uctx, UNW_INIT_SIGNAL_FRAME) != 0)
 		return;
-	while (unw_step(&cur) > 0 && depth < 64) {
+	do {
 		unw_word_t ip = 0, off = 0;
 
 		unw_get_reg(&cur, UNW_REG_IP, &ip);
@@ -44,7 +45,7 @@ static void print_backtrace(int sig)
 		n = snprintf(line, sizeof(line), "atlas:   #%d 0x%lx %s+0x%lx\n", depth++,
 			     (unsigned long)ip, name, (unsigned long)off);
 		say(line, (size_t)n);
-	}
+	} while (unw_step(&cur) > 0 && depth < 64);
 }
 
 static void crash_handler(int sig, siginfo_t *info, void *uctx)
@@ -56,7 +57,7 @@ static void crash_handler(int sig, siginfo_t *info, void *uctx)
 			break;
 	if (atlas_crash_depth > 0) {
 		atlas_crash_depth = 0; /* report once, even if unwinding faults */
-		print_backtrace(sig);
+		print_backtrace(sig, uctx);
 	}
 	/* Hand the signal on: the host's handler, or the default action. */
 	if (i < sizeof(crash_signals) / sizeof(crash_signals[0])) {
