@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "conn.h"
+#include "engine.h"
 #include "fdtab.h"
 #include "init.h"
 #include "log.h"
@@ -24,6 +25,22 @@ static unsigned local_port(int fd)
 	if (ss.ss_family == AF_INET6)
 		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	return 0; /* AF_UNIX and the rest are never TLS */
+}
+
+void atlas_accept_note_listener(int fd)
+{
+	unsigned port = local_port(fd);
+
+	if (port == 0 || !atlas_config_port_is_tls(&atlas_init_config, (uint16_t)port))
+		return;
+	if (atlas_init_mode == ATLAS_SERVING)
+		atlas_info("fd %d: listening with TLS on port %u; ATLAS_KTLS=%s; path %s", fd, port,
+			   atlas_config_ktls_name(atlas_init_config.ktls),
+			   atlas_engine_path_reason());
+	else if (atlas_init_mode == ATLAS_REFUSING)
+		atlas_error("fd %d: port %u is a TLS port but the configuration is broken: "
+			    "its connections will be refused",
+			    fd, port);
 }
 
 static int refuse(int fd, unsigned port, const char *why)

@@ -13,4 +13,11 @@
  */
 int atlas_accept_adopt(int fd);
 
+/*
+ * Called after a successful listen(): a socket listening on a TLS port gets
+ * one log line, from the process that listens (not from every process that
+ * merely loaded the library).
+ */
+void atlas_accept_note_listener(int fd);
+
 #endif

@@ -322,6 +322,15 @@ ATLAS_HOOK int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *addrlen, int flag
 	return atlas_accept_adopt(nfd);
 }
 
+ATLAS_HOOK int listen(int fd, int backlog)
+{
+	int r = REAL(listen)(fd, backlog);
+
+	if (r == 0 && atlas_init_mode != ATLAS_INERT)
+		atlas_accept_note_listener(fd);
+	return r;
+}
+
 /* The last fd of a connection is going: close_notify goes out through it first. */
 static void release_slot(int fd)
 {

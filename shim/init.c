@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../include/atlas.h"
 #include "crash.h"
@@ -76,7 +77,10 @@ __attribute__((constructor)) static void atlas_init(void)
 	atlas_crash_install();
 	atlas_init_mode = ATLAS_SERVING;
 	format_ports(&atlas_init_config, ports, sizeof(ports));
-	atlas_info("Atlas TLS %s serving TLS on port %s (ATLAS_KTLS=%s, handshake timeout %u ms)",
-		   ATLAS_VERSION, ports, atlas_config_ktls_name(atlas_init_config.ktls),
-		   atlas_init_config.handshake_timeout_ms);
+	/* Every process that loads the library gets here: details at debug, listen() says the rest. */
+	atlas_debug("Atlas TLS %s loaded in pid %d: TLS ports %s, ATLAS_KTLS=%s, handshake timeout "
+		    "%u ms",
+		    ATLAS_VERSION, (int)getpid(), ports,
+		    atlas_config_ktls_name(atlas_init_config.ktls),
+		    atlas_init_config.handshake_timeout_ms);
 }

@@ -49,6 +49,7 @@ static void resolve_all(void)
 #define RESOLVE(field, name) *(void **)(&atlas_real.field) = resolve(name, self)
 	RESOLVE(accept, "accept");
 	RESOLVE(accept4, "accept4");
+	RESOLVE(listen, "listen");
 	RESOLVE(read, "read");
 	RESOLVE(readv, "readv");
 	RESOLVE(recv, "recv");
