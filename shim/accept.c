@@ -2,6 +2,7 @@
 #include "accept.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -31,16 +32,23 @@ void atlas_accept_note_listener(int fd)
 {
 	unsigned port = local_port(fd);
 
-	if (port == 0 || !atlas_config_port_is_tls(&atlas_init_config, (uint16_t)port))
+	if (port == 0)
 		return;
-	if (atlas_init_mode == ATLAS_SERVING)
+	if (atlas_init_mode == ATLAS_REFUSING_ALL) {
+		atlas_error("fd %d: port %u: %s; no port may serve plaintext, so every connection "
+			    "will be refused",
+			    fd, port, atlas_init_refusal());
+		return;
+	}
+	if (!atlas_config_port_is_tls(&atlas_init_config, (uint16_t)port))
+		return;
+	if (atlas_init_tls() == ATLAS_SERVING)
 		atlas_info("fd %d: listening with TLS on port %u; ATLAS_KTLS=%s; path %s", fd, port,
 			   atlas_config_ktls_name(atlas_init_config.ktls),
 			   atlas_engine_path_reason());
-	else if (atlas_init_mode == ATLAS_REFUSING)
-		atlas_error("fd %d: port %u is a TLS port but the configuration is broken: "
-			    "its connections will be refused",
-			    fd, port);
+	else
+		atlas_error("fd %d: port %u is a TLS port but %s: its connections will be refused",
+			    fd, port, atlas_init_refusal());
 }
 
 static int refuse(int fd, unsigned port, const char *why)
@@ -51,7 +59,7 @@ static int refuse(int fd, unsigned port, const char *why)
 	return -1;
 }
 
-int atlas_accept_adopt(int fd)
+int atlas_accept_adopt(int fd, int accept_flags)
 {
 	unsigned port = local_port(fd);
 	struct atlas_conn *c, *stale = NULL;
@@ -62,14 +70,15 @@ int atlas_accept_adopt(int fd)
 	case ATLAS_SERVING:
 		if (!atlas_config_port_is_tls(&atlas_init_config, (uint16_t)port))
 			return fd;
-		break;
+		if (atlas_init_tls() == ATLAS_SERVING)
+			break;
+		return refuse(fd, port, atlas_init_refusal());
 	case ATLAS_REFUSING:
 		if (!atlas_config_port_is_tls(&atlas_init_config, (uint16_t)port))
 			return fd;
-		return refuse(fd, port,
-			      "the Atlas configuration is broken (see the first atlas: line)");
+		return refuse(fd, port, atlas_init_refusal());
 	case ATLAS_REFUSING_ALL:
-		return refuse(fd, port, "ATLAS_PORTS is broken, so no port may serve plaintext");
+		return refuse(fd, port, atlas_init_refusal());
 	case ATLAS_INERT:
 	default:
 		return fd;
@@ -83,5 +92,7 @@ int atlas_accept_adopt(int fd)
 	}
 	atlas_conn_fd_forget(stale);
 	atlas_conn_put(c); /* the slot holds its own reference now */
+	if (!(accept_flags & SOCK_CLOEXEC))
+		atlas_real.fcntl(fd, F_SETFD, FD_CLOEXEC);
 	return fd;
 }

@@ -10,8 +10,13 @@
  * other passes untouched. Returns fd, or -1 with ECONNABORTED after closing a
  * connection that must be refused (broken configuration, out of memory): the
  * host's accept loop treats that as a client that went away, and goes on.
+ *
+ * A TLS connection's fd is made close-on-exec (unless accept_flags already
+ * asked for SOCK_CLOEXEC, which saves the system call): its TLS state lives
+ * in this process's memory, and a program started with exec(2) would write
+ * plaintext to it.
  */
-int atlas_accept_adopt(int fd);
+int atlas_accept_adopt(int fd, int accept_flags);
 
 /*
  * Called after a successful listen(): a socket listening on a TLS port gets

@@ -51,6 +51,9 @@ int atlas_config_parse_ports(struct atlas_config *cfg, const char *text, char *e
 
 		if (!parse_decimal(p, len, 65535, &port) || port == 0) {
 			snprintf(item, sizeof(item), "%.*s", (int)(len < 12 ? len : 12), p);
+			/* A half-read list would name the wrong ports: keep none. */
+			memset(cfg->port_bits, 0, sizeof(cfg->port_bits));
+			cfg->nports = 0;
 			return fail(err, errlen, "%s: '%s' is not a port number from 1 to 65535",
 				    ATLAS_ENV_PORTS, item);
 		}

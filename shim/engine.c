@@ -161,6 +161,7 @@ static enum step tls_step(struct atlas_conn *c, int fd)
 	int r, e, herr = 0;
 
 	ERR_clear_error();
+	errno = 0; /* SSL_ERROR_SYSCALL with errno 0 means end of file: no stale value */
 	r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
 		c->state = ATLAS_CONN_OPEN;
@@ -321,6 +322,7 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 				return -1;
 			}
 			ERR_clear_error();
+			errno = 0; /* as above: SSL_ERROR_SYSCALL reads errno */
 			r = op(c->ssl, buf, len, &done);
 			if (r > 0) {
 				pthread_mutex_unlock(&c->lock);

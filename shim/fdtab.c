@@ -49,15 +49,17 @@ static pthread_mutex_t *stripe(int fd)
 
 int atlas_fdtab_init(void)
 {
-	struct rlimit rl;
+	struct rlimit rl = { .rlim_cur = 0, .rlim_max = 0 };
 	size_t n = ATLAS_FDTAB_MIN;
 	void *p;
 
 	pthread_once(&atfork_once, fdtab_register_atfork);
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max > n)
-		n = rl.rlim_max;
-	if (rl.rlim_max == RLIM_INFINITY || n > ATLAS_FDTAB_MAX)
-		n = ATLAS_FDTAB_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > ATLAS_FDTAB_MAX)
+			n = ATLAS_FDTAB_MAX;
+		else if (rl.rlim_max > n)
+			n = rl.rlim_max;
+	}
 	/* Anonymous pages are zero and cost nothing until a slot on them is written. */
 	p = mmap(NULL, n * sizeof(*atlas_fdtab_slots), PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -12,6 +12,9 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -23,6 +26,7 @@
 #include "engine.h"
 #include "fdtab.h"
 #include "init.h"
+#include "log.h"
 #include "real.h"
 
 #define ATLAS_HOOK __attribute__((visibility("default")))
@@ -241,10 +245,44 @@ ATLAS_HOOK ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONS
 	return tls_send_buf(fd, buf, len, flags);
 }
 
+/*
+ * Does msg pass one of our TLS fds to another process? Its TLS state lives
+ * in this process: the receiver would read ciphertext and write plaintext.
+ */
+static bool passes_tls_fd(const struct msghdr *msg)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR((struct msghdr *)msg); cm != NULL;
+	     cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
+		const unsigned char *data = CMSG_DATA(cm);
+		size_t n;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int passed;
+
+			memcpy(&passed, data + i * sizeof(int), sizeof(int));
+			if (atlas_fdtab_peek(passed) == NULL)
+				continue;
+			atlas_error("fd %d: a TLS connection cannot be passed to another process "
+				    "(SCM_RIGHTS): its TLS state lives in this one",
+				    passed);
+			errno = EPERM;
+			return true;
+		}
+	}
+	return false;
+}
+
 ATLAS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	if (!ours(fd))
+	if (!ours(fd)) {
+		if (__builtin_expect(msg != NULL && msg->msg_controllen != 0, 0) &&
+		    passes_tls_fd(msg))
+			return -1;
 		return REAL(sendmsg)(fd, msg, flags);
+	}
 	if (msg->msg_iovlen > IOV_MAX) {
 		errno = EMSGSIZE;
 		return -1;
@@ -310,7 +348,7 @@ ATLAS_HOOK int accept(int fd, __SOCKADDR_ARG addr, socklen_t *addrlen)
 
 	if (nfd < 0 || atlas_init_mode == ATLAS_INERT)
 		return nfd;
-	return atlas_accept_adopt(nfd);
+	return atlas_accept_adopt(nfd, 0);
 }
 
 ATLAS_HOOK int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *addrlen, int flags)
@@ -319,7 +357,7 @@ ATLAS_HOOK int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *addrlen, int flag
 
 	if (nfd < 0 || atlas_init_mode == ATLAS_INERT)
 		return nfd;
-	return atlas_accept_adopt(nfd);
+	return atlas_accept_adopt(nfd, flags);
 }
 
 ATLAS_HOOK int listen(int fd, int backlog)
@@ -380,9 +418,11 @@ ATLAS_HOOK int shutdown(int fd, int how)
 /*
  * newfd now refers to the same socket as oldfd: make it refer to the same
  * connection. If it cannot (newfd past the table), newfd must not stay open
- * as a plaintext view of a TLS socket.
+ * as a plaintext view of a TLS socket. Like the first fd (accept.c), it is
+ * close-on-exec: the TLS state cannot follow exec(2). cloexec says whether
+ * the call that made newfd set it already.
  */
-static int share(int oldfd, int newfd)
+static int share(int oldfd, int newfd, bool cloexec)
 {
 	struct atlas_conn *c = atlas_fdtab_get(oldfd), *stale = NULL;
 
@@ -396,6 +436,8 @@ static int share(int oldfd, int newfd)
 	}
 	atlas_conn_fd_forget(stale);
 	atlas_conn_put(c);
+	if (!cloexec)
+		REAL(fcntl)(newfd, F_SETFD, FD_CLOEXEC);
 	return newfd;
 }
 
@@ -405,7 +447,7 @@ ATLAS_HOOK int dup(int fd)
 
 	if (nfd < 0 || !ours(fd))
 		return nfd;
-	return share(fd, nfd);
+	return share(fd, nfd, false);
 }
 
 /* dup2/dup3 close newfd first: if it was a connection of ours, it closes as close() would. */
@@ -420,7 +462,7 @@ static int tls_dup_onto(int oldfd, int newfd, int flags, bool is_dup3)
 	r = is_dup3 ? REAL(dup3)(oldfd, newfd, flags) : REAL(dup2)(oldfd, newfd);
 	if (r < 0 || oldfd == newfd || !ours(oldfd))
 		return r;
-	return share(oldfd, r);
+	return share(oldfd, r, (flags & O_CLOEXEC) != 0);
 }
 
 ATLAS_HOOK int dup2(int oldfd, int newfd)
@@ -439,11 +481,15 @@ ATLAS_HOOK int dup3(int oldfd, int newfd, int flags)
 
 static int tls_fcntl(int fd, int cmd, void *arg)
 {
-	int r = REAL(fcntl)(fd, cmd, arg);
+	int r;
 
+	/* A TLS fd stays close-on-exec (see share()); every other flag is the host's. */
+	if (cmd == F_SETFD && ours(fd))
+		arg = (void *)((intptr_t)arg | FD_CLOEXEC);
+	r = REAL(fcntl)(fd, cmd, arg);
 	if (r < 0 || (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) || !ours(fd))
 		return r;
-	return share(fd, r);
+	return share(fd, r, cmd == F_DUPFD_CLOEXEC);
 }
 
 /* fcntl's third argument is an int or a pointer; glibc forwards it as a pointer too. */
@@ -467,4 +513,65 @@ ATLAS_HOOK int fcntl64(int fd, int cmd, ...)
 	arg = va_arg(ap, void *);
 	va_end(ap);
 	return tls_fcntl(fd, cmd, arg);
+}
+
+/* ---- stdio and exec ----------------------------------------------------- */
+
+/*
+ * stdio reads and writes with libc's internal calls, which no hook sees. A
+ * FILE opened on one of our fds is therefore a cookie stream whose I/O goes
+ * through the hooks' own paths.
+ */
+static ssize_t cookie_read(void *cookie, char *buf, size_t size)
+{
+	int fd = (int)(intptr_t)cookie;
+
+	if (!ours(fd))
+		return REAL(read)(fd, buf, size);
+	return tls_recv_buf(fd, buf, size, 0);
+}
+
+static ssize_t cookie_write(void *cookie, const char *buf, size_t size)
+{
+	int fd = (int)(intptr_t)cookie;
+
+	if (!ours(fd))
+		return REAL(write)(fd, buf, size);
+	return tls_send_buf(fd, buf, size, 0);
+}
+
+static int cookie_close(void *cookie)
+{
+	return close((int)(intptr_t)cookie);
+}
+
+ATLAS_HOOK FILE *fdopen(int fd, const char *mode)
+{
+	static const cookie_io_functions_t io = {
+		.read = cookie_read,
+		.write = cookie_write,
+		.seek = NULL, /* a socket cannot seek */
+		.close = cookie_close,
+	};
+
+	if (!ours(fd))
+		return REAL(fdopen)(fd, mode);
+	return fopencookie((void *)(intptr_t)fd, mode, io);
+}
+
+/*
+ * The TLS fds are close-on-exec (accept.c, share()), so the new program never
+ * sees them; say so, since a CGI-style server expects it to.
+ */
+ATLAS_HOOK int execve(const char *path, char *const argv[], char *const envp[])
+{
+	size_t high = __atomic_load_n(&atlas_fdtab_high, __ATOMIC_RELAXED);
+
+	for (size_t fd = 0; fd < high; fd++)
+		if (atlas_fdtab_peek((int)fd) != NULL)
+			atlas_warn(
+				"fd %zu: a TLS connection cannot follow exec of %s (its TLS state "
+				"lives in this process): the new program will not have it",
+				fd, path);
+	return REAL(execve)(path, argv, envp);
 }

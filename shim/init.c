@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "init.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,48 +19,67 @@
 enum atlas_init_mode atlas_init_mode = ATLAS_INERT;
 struct atlas_config atlas_init_config;
 
+static char refusal[512];
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
 static const char *lookup_env(const char *name)
 {
 	return getenv(name);
 }
 
-/* "8443,8444" for the start-up line. */
-static void format_ports(const struct atlas_config *cfg, char *buf, size_t len)
+const char *atlas_init_refusal(void)
 {
-	size_t used = 0;
-
-	buf[0] = '\0';
-	for (unsigned p = 1; p < 65536 && used + 8 < len; p++)
-		if (atlas_config_port_is_tls(cfg, (uint16_t)p))
-			used += (size_t)snprintf(buf + used, len - used, "%s%u", used ? "," : "",
-						 p);
+	return refusal;
 }
 
 static void refuse_ports(const char *why)
 {
-	atlas_init_mode = atlas_init_config.nports > 0 ? ATLAS_REFUSING : ATLAS_REFUSING_ALL;
-	atlas_error("%s; %s", why,
-		    atlas_init_mode == ATLAS_REFUSING
-			    ? "connections to the TLS ports will be refused"
-			    : "every accepted TCP connection will be refused");
+	snprintf(refusal, sizeof(refusal), "%s", why);
+	__atomic_store_n(&atlas_init_mode,
+			 atlas_init_config.nports > 0 ? ATLAS_REFUSING : ATLAS_REFUSING_ALL,
+			 __ATOMIC_RELEASE);
+}
+
+static void build_tls(void)
+{
+	char err[512];
+	SSL_CTX *ctx;
+
+	if (atlas_init_mode != ATLAS_SERVING)
+		return;
+	ctx = atlas_tls_ctx_new(&atlas_init_config, err, sizeof(err));
+	if (ctx == NULL) {
+		refuse_ports(err); /* the caller logs it, naming the port */
+		return;
+	}
+	atlas_engine_set_ctx(ctx);
+	atlas_engine_set_path_reason(atlas_ktls_path_reason(atlas_init_config.ktls));
+	atlas_crash_install();
+}
+
+enum atlas_init_mode atlas_init_tls(void)
+{
+	pthread_once(&tls_once, build_tls);
+	return __atomic_load_n(&atlas_init_mode, __ATOMIC_ACQUIRE);
 }
 
 /*
  * Runs when the library is loaded, before main(): nginx and others clear the
  * environment of their workers, so this is the one moment ATLAS_* can be read.
+ * Nothing is logged here: every program the server starts loads the library
+ * too, and only one that listens on or accepts from a TLS port has anything
+ * to say (accept.c says it).
  */
 __attribute__((constructor)) static void atlas_init(void)
 {
-	char err[512], ports[256];
-	SSL_CTX *ctx;
+	char err[512];
 
 	atlas_real_init();
 	if (getenv(ATLAS_ENV_PORTS) == NULL)
-		return; /* loaded without configuration (a child of the server, say) */
+		return; /* loaded without configuration */
 	if (atlas_config_load(&atlas_init_config, lookup_env, err, sizeof(err)) < 0) {
 		atlas_log_threshold = atlas_init_config.log_level;
 		refuse_ports(err);
-		/* The table is still needed to refuse; nothing is ever put in it. */
 		return;
 	}
 	atlas_log_threshold = atlas_init_config.log_level;
@@ -67,20 +87,5 @@ __attribute__((constructor)) static void atlas_init(void)
 		refuse_ports("cannot map the fd table");
 		return;
 	}
-	ctx = atlas_tls_ctx_new(&atlas_init_config, err, sizeof(err));
-	if (ctx == NULL) {
-		refuse_ports(err);
-		return;
-	}
-	atlas_engine_set_ctx(ctx);
-	atlas_engine_set_path_reason(atlas_ktls_path_reason(atlas_init_config.ktls));
-	atlas_crash_install();
 	atlas_init_mode = ATLAS_SERVING;
-	format_ports(&atlas_init_config, ports, sizeof(ports));
-	/* Every process that loads the library gets here: details at debug, listen() says the rest. */
-	atlas_debug("Atlas TLS %s loaded in pid %d: TLS ports %s, ATLAS_KTLS=%s, handshake timeout "
-		    "%u ms",
-		    ATLAS_VERSION, (int)getpid(), ports,
-		    atlas_config_ktls_name(atlas_init_config.ktls),
-		    atlas_init_config.handshake_timeout_ms);
 }

@@ -1,6 +1,8 @@
 /*
- * Process-wide state, set once when the library is loaded (a constructor):
- * the configuration, what the accept hooks must do, and the OpenSSL context.
+ * Process-wide state: the configuration, read when the library is loaded,
+ * and the TLS context, built the first time this process listens on or
+ * accepts from a TLS port (so that the programs a server starts, which load
+ * the library too, never read the private key or log about it).
  */
 #ifndef ATLAS_INIT_H
 #define ATLAS_INIT_H
@@ -16,5 +18,15 @@ enum atlas_init_mode {
 
 extern enum atlas_init_mode atlas_init_mode;
 extern struct atlas_config atlas_init_config;
+
+/*
+ * Builds the TLS context on first use (once per process; a forked child
+ * inherits it). Afterwards atlas_init_mode is SERVING or REFUSING, and the
+ * first failure has been logged. Returns the mode.
+ */
+enum atlas_init_mode atlas_init_tls(void);
+
+/* Why TLS ports are refused ("" while serving): one sentence for log lines. */
+const char *atlas_init_refusal(void);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include <openssl/err.h>
 
+#include "fdtab.h"
 #include "real.h"
 
 enum atlas_log_level atlas_log_threshold = ATLAS_LOG_WARN;
@@ -23,6 +24,9 @@ static void log_write(const char *line, size_t len)
 {
 	ssize_t (*wr)(int, const void *, size_t) = atlas_real.write;
 
+	/* A server that closed stderr can have a client connection on fd 2: never write there. */
+	if (atlas_fdtab_peek(2) != NULL)
+		return;
 	if (wr == NULL) {
 		atlas_real_init();
 		wr = atlas_real.write;

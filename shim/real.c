@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct atlas_real_table atlas_real;
@@ -29,13 +30,13 @@ static void *resolve(const char *name, void *self_base)
 		/* Nothing after us defines it: libc itself must, or the process cannot work. */
 		static const char msg[] =
 			"atlas: fatal: libc symbol not found by dlsym(RTLD_NEXT)\n";
-		(void)!write(2, msg, sizeof(msg) - 1);
+		(void)!syscall(SYS_write, 2, msg, sizeof(msg) - 1); /* not the write hook */
 		abort();
 	}
 	if (self_base != NULL && dladdr(fn, &info) != 0 && info.dli_fbase == self_base) {
 		static const char msg[] =
 			"atlas: fatal: dlsym(RTLD_NEXT) returned Atlas's own hook\n";
-		(void)!write(2, msg, sizeof(msg) - 1);
+		(void)!syscall(SYS_write, 2, msg, sizeof(msg) - 1); /* not the write hook */
 		abort();
 	}
 	return fn;
@@ -72,6 +73,8 @@ static void resolve_all(void)
 	RESOLVE(dup3, "dup3");
 	RESOLVE(fcntl, "fcntl64");
 	RESOLVE(poll, "poll");
+	RESOLVE(fdopen, "fdopen");
+	RESOLVE(execve, "execve");
 	RESOLVE(read_chk, "__read_chk");
 	RESOLVE(recv_chk, "__recv_chk");
 	RESOLVE(recvfrom_chk, "__recvfrom_chk");

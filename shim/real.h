@@ -9,6 +9,7 @@
 #define ATLAS_REAL_H
 
 #include <poll.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -39,6 +40,8 @@ struct atlas_real_table {
 	int (*dup3)(int, int, int);
 	int (*fcntl)(int, int, ...);
 	int (*poll)(struct pollfd *, nfds_t, int);
+	FILE *(*fdopen)(int, const char *);
+	int (*execve)(const char *, char *const[], char *const[]);
 	ssize_t (*read_chk)(int, void *, size_t, size_t);
 	ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
 	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 
@@ -117,6 +118,14 @@ static SSL_CTX *ctx_fail(SSL_CTX *ctx, char *err, size_t errlen, const char *wha
 	return NULL;
 }
 
+static SSL_CTX *file_fail(SSL_CTX *ctx, char *err, size_t errlen, const char *what,
+			  const char *path)
+{
+	snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
 SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
@@ -148,6 +157,12 @@ SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, char *err, size_t err
 	    SSL_CTX_set_ciphersuites(ctx, ATLAS_TLS13_SUITES) != 1)
 		return ctx_fail(ctx, err, errlen, "cannot set the cipher suites", "");
 	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+	/* OpenSSL says only "system lib" for a missing file: ask the system first. */
+	if (access(cfg->cert, R_OK) != 0)
+		return file_fail(ctx, err, errlen, "cannot read the certificate chain file",
+				 cfg->cert);
+	if (access(cfg->key, R_OK) != 0)
+		return file_fail(ctx, err, errlen, "cannot read the private key file", cfg->key);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert) != 1)
 		return ctx_fail(ctx, err, errlen, "cannot load the certificate chain from",
 				cfg->cert);
