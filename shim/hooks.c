@@ -561,7 +561,9 @@ ATLAS_HOOK FILE *fdopen(int fd, const char *mode)
 
 /*
  * The TLS fds are close-on-exec (accept.c, share()), so the new program never
- * sees them; say so, since a CGI-style server expects it to.
+ * sees them; say so, since a CGI-style server expects it to. Only execve(2)
+ * itself is logged: glibc's execl/execv/execvp family calls its internal
+ * __execve, which no hook sees (the fds are closed all the same).
  */
 ATLAS_HOOK int execve(const char *path, char *const argv[], char *const envp[])
 {

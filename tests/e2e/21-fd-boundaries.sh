@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# A TLS connection's fd never carries plaintext, whichever way the host hands it on:
+# stdio on fdopen() goes through TLS, SCM_RIGHTS passing is refused, and a program
+# started with exec() cannot write to it (the fd is close-on-exec while its TLS state
+# lives in the process).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ok() { echo "ok - fd boundaries: $*"; }
+bad() { echo "not ok - fd boundaries: $*"; }
+
+cc -O1 -g -Wall -o "$tmp/fdsrv" tests/e2e/progs/fdsrv.c || { bad "cannot build the test server"; exit 1; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+	-addext subjectAltName=DNS:localhost -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+
+serve() { # serve MODE: start fdsrv under the shim, wait for its port; sets port
+	port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	timeout 20 ./atlas-preload.sh --cert "$tmp/cert.pem" --key "$tmp/key.pem" --ports "$port" \
+		--log-level info -- "$tmp/fdsrv" "$port" "$1" >"$tmp/$1.out" 2>"$tmp/$1.err" &
+	pids+=($!)
+	for _ in $(seq 100); do
+		grep -q "listening with TLS on port $port" "$tmp/$1.err" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	bad "$1: the server did not start: $(cat "$tmp/$1.err")"
+	return 1
+}
+
+fetch() { # fetch: the body over TLS into $tmp/body, curl's status into rc
+	curl -sS --max-time 10 --cacert "$tmp/cert.pem" "https://localhost:$port/" -o "$tmp/body" 2>"$tmp/curl.err"
+	rc=$?
+}
+
+if serve stdio; then
+	fetch
+	if [ "$rc" -eq 0 ] && grep -q '^stdio: hello through fprintf$' "$tmp/body"; then
+		ok "stdio on fdopen() writes through TLS"
+	else
+		bad "stdio on fdopen(): curl status $rc, body: $(head -c 200 "$tmp/body" 2>/dev/null)"
+	fi
+fi
+
+if serve pass; then
+	fetch
+	if [ "$rc" -eq 0 ] && grep -q '^pass: refused with EPERM$' "$tmp/body"; then
+		ok "sendmsg with SCM_RIGHTS refuses to pass a TLS fd (EPERM)"
+	else
+		bad "SCM_RIGHTS: curl status $rc, body: $(cat "$tmp/body" 2>/dev/null)"
+	fi
+	wait "${pids[-1]}" 2>/dev/null
+	grep -q 'atlas: error: fd [0-9]*: a TLS connection cannot be passed to another process' "$tmp/pass.err" &&
+		ok "the refusal is logged" || bad "no log line for the SCM_RIGHTS refusal: $(cat "$tmp/pass.err")"
+fi
+
+if serve exec; then
+	# Raw bytes on the wire: nothing the exec'd child wrote may appear in clear.
+	timeout 10 openssl s_client -connect "127.0.0.1:$port" -quiet -CAfile "$tmp/cert.pem" \
+		<<<$'GET / HTTP/1.0\r\n\r\n' >"$tmp/sclient.out" 2>&1
+	fetch_text=$(cat "$tmp/sclient.out")
+	if ! grep -q 'plaintext from the child' <<<"$fetch_text"; then
+		ok "an exec'd child does not get the TLS fd"
+	else
+		bad "the exec'd child's output reached the client"
+	fi
+	wait "${pids[-1]}" 2>/dev/null
+	grep -q 'atlas: warn: fd 1: a TLS connection cannot follow exec of /usr/bin/printf' "$tmp/exec.err" &&
+		ok "exec logs which TLS fd stays behind" || bad "no exec log line: $(cat "$tmp/exec.err")"
+fi
