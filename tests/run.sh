@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/run.sh: every test `make check` runs, then one summary line.
+# tests/run.sh [unit|e2e]: every test `make check` runs (or one group), then one summary line.
 #
 # Counts one result per cmocka test case (build/tests/test_*) and one per
 # "ok -"/"not ok -" line that an end-to-end scenario (tests/e2e/NN-*.sh)
@@ -8,6 +8,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+group=${1:-all}
+case "$group" in all | unit | e2e) ;; *) echo "usage: tests/run.sh [unit|e2e]" >&2; exit 2 ;; esac
 passed=0
 failed=0
 log_dir=build/test-logs
@@ -25,6 +27,7 @@ count() { # count NAME OUTPUT_FILE STATUS
 	failed=$((failed + f))
 }
 
+run_unit() {
 echo "== unit tests"
 for t in build/tests/test_*; do
 	[ -x "$t" ] || continue
@@ -36,7 +39,9 @@ for t in build/tests/test_*; do
 	cat "$out.tap"
 	count "$(basename "$t")" "$out.tap" "$status"
 done
+}
 
+run_e2e() {
 echo "== end-to-end tests"
 for s in tests/e2e/[0-9][0-9]-*.sh; do
 	[ -f "$s" ] || continue
@@ -49,6 +54,10 @@ for s in tests/e2e/[0-9][0-9]-*.sh; do
 	count "$name" "$out" "$status"
 	[ "$status" -eq 0 ] || { echo "   (last lines of $out)"; tail -n 15 "$out" | sed 's/^/   | /'; }
 done
+}
+
+[ "$group" = e2e ] || run_unit
+[ "$group" = unit ] || run_e2e
 
 echo
 echo "$passed passed, $failed failed"
