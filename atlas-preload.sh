@@ -76,9 +76,23 @@ case "$ATLAS_LOG_LEVEL" in error | warn | info | debug) ;; *) die "--log-level: 
 [ -r "$ATLAS_CERT" ] || die "--cert: cannot read '$ATLAS_CERT'"
 [ -r "$ATLAS_KEY" ] || die "--key: cannot read '$ATLAS_KEY'"
 command -v openssl >/dev/null || die "the openssl command is needed to check the certificate: apt-get install openssl"
-cert_pub=$(openssl x509 -in "$ATLAS_CERT" -noout -pubkey 2>/dev/null) ||
+cert_pub=$(openssl x509 -inform PEM -in "$ATLAS_CERT" -noout -pubkey 2>/dev/null) ||
 	die "--cert: '$ATLAS_CERT' is not a PEM certificate"
-key_pub=$(openssl pkey -in "$ATLAS_KEY" -pubout -passin pass: 2>/dev/null) ||
+# Every certificate of the chain must parse, not only the first (openssl x509 reads one).
+chain_dir=$(mktemp -d)
+trap 'rm -rf "$chain_dir"' EXIT
+awk -v dir="$chain_dir" '/-----BEGIN CERTIFICATE-----/ { n++; inside = 1 }
+	inside { print > (dir "/" n ".pem") }
+	/-----END CERTIFICATE-----/ { inside = 0 }
+	END { if (inside) exit 1 }' "$ATLAS_CERT" ||
+	die "--cert: '$ATLAS_CERT' ends inside a certificate (a truncated chain)"
+for c in "$chain_dir"/*.pem; do
+	openssl x509 -inform PEM -in "$c" -noout 2>/dev/null ||
+		die "--cert: certificate $(basename "$c" .pem) of the chain in '$ATLAS_CERT' does not parse"
+done
+rm -rf "$chain_dir"
+trap - EXIT
+key_pub=$(openssl pkey -inform PEM -in "$ATLAS_KEY" -pubout -passin pass: 2>/dev/null) ||
 	die "--key: '$ATLAS_KEY' is not an unencrypted PEM private key"
 [ "$cert_pub" = "$key_pub" ] || die "--key: '$ATLAS_KEY' does not match the certificate in '$ATLAS_CERT'"
 openssl x509 -in "$ATLAS_CERT" -noout -checkend 0 >/dev/null 2>&1 ||

@@ -28,6 +28,9 @@ static unsigned local_port(int fd)
 	return 0; /* AF_UNIX and the rest are never TLS */
 }
 
+/* Whether this process has logged why its TLS ports are refused (at listen or first refusal). */
+static int refusal_logged;
+
 void atlas_accept_note_listener(int fd)
 {
 	unsigned port = local_port(fd);
@@ -35,6 +38,7 @@ void atlas_accept_note_listener(int fd)
 	if (port == 0)
 		return;
 	if (atlas_init_mode == ATLAS_REFUSING_ALL) {
+		__atomic_store_n(&refusal_logged, 1, __ATOMIC_RELAXED);
 		atlas_error("fd %d: port %u: %s; no port may serve plaintext, so every connection "
 			    "will be refused",
 			    fd, port, atlas_init_refusal());
@@ -46,14 +50,18 @@ void atlas_accept_note_listener(int fd)
 		atlas_info("fd %d: listening with TLS on port %u; ATLAS_KTLS=%s; path %s", fd, port,
 			   atlas_config_ktls_name(atlas_init_config.ktls),
 			   atlas_engine_path_reason());
-	else
+	else if (__atomic_exchange_n(&refusal_logged, 1, __ATOMIC_RELAXED) == 0)
 		atlas_error("fd %d: port %u is a TLS port but %s: its connections will be refused",
 			    fd, port, atlas_init_refusal());
 }
 
 static int refuse(int fd, unsigned port, const char *why)
 {
-	atlas_error("fd %d port %u: connection refused: %s", fd, port, why);
+	/* The reason is an error once; every further refused connection is routine. */
+	if (__atomic_exchange_n(&refusal_logged, 1, __ATOMIC_RELAXED) == 0)
+		atlas_error("fd %d port %u: connection refused: %s", fd, port, why);
+	else
+		atlas_info("fd %d port %u: connection refused: %s", fd, port, why);
 	atlas_real.close(fd);
 	errno = ECONNABORTED;
 	return -1;

@@ -154,7 +154,8 @@ SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, char *err, size_t err
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_set_cipher_list(ctx, ATLAS_TLS12_CIPHERS) != 1 ||
-	    SSL_CTX_set_ciphersuites(ctx, ATLAS_TLS13_SUITES) != 1)
+	    SSL_CTX_set_ciphersuites(ctx, ATLAS_TLS13_SUITES) != 1 ||
+	    SSL_CTX_set1_groups_list(ctx, ATLAS_TLS_GROUPS) != 1)
 		return ctx_fail(ctx, err, errlen, "cannot set the cipher suites", "");
 	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
 	/* OpenSSL says only "system lib" for a missing file: ask the system first. */
