@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 
 #include "conn.h"
-#include "engine.h"
+#include "offload.h"
 #include "fdtab.h"
 #include "init.h"
 #include "log.h"
@@ -49,7 +49,7 @@ void atlas_accept_note_listener(int fd)
 	if (atlas_init_tls() == ATLAS_SERVING)
 		atlas_info("fd %d: listening with TLS on port %u; ATLAS_KTLS=%s; path %s", fd, port,
 			   atlas_config_ktls_name(atlas_init_config.ktls),
-			   atlas_engine_path_reason());
+			   atlas_offload_describe());
 	else if (__atomic_exchange_n(&refusal_logged, 1, __ATOMIC_RELAXED) == 0)
 		atlas_error("fd %d: port %u is a TLS port but %s: its connections will be refused",
 			    fd, port, atlas_init_refusal());

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "engine.h"
 
 struct atlas_conn *atlas_conn_new(uint16_t port, unsigned handshake_timeout_ms)
@@ -45,6 +47,7 @@ void atlas_conn_put(struct atlas_conn *c)
 	if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	SSL_free(c->ssl);
+	OPENSSL_cleanse(c->rx_secret, sizeof(c->rx_secret));
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

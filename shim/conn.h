@@ -27,26 +27,69 @@ enum atlas_conn_state {
 	ATLAS_CONN_BROKEN, /* a fatal TLS error after the handshake */
 };
 
+/* Where a connection's bytes are encrypted, once its handshake is done. */
+enum atlas_path {
+	ATLAS_PATH_USERSPACE = 0, /* OpenSSL both ways */
+	ATLAS_PATH_KERNEL_TX,	  /* the kernel encrypts; reads still go through OpenSSL */
+	ATLAS_PATH_KERNEL,	  /* the kernel both ways; OpenSSL's state is freed */
+};
+
+/* Bits of atlas_conn.ktls: the directions the kernel has. */
+#define ATLAS_KTLS_TX 1u
+#define ATLAS_KTLS_RX 2u
+
+/* Longest TLS 1.3 traffic secret: SHA-384's output. */
+#define ATLAS_SECRET_MAX 48
+
 struct atlas_conn {
-	pthread_mutex_t lock;	     /* held across every use of the fields below */
-	int refs;		     /* every reference: fd slots plus calls in flight */
-	int fds;		     /* fd slots in this process; close_notify when it reaches 0 */
-	enum atlas_conn_state state; /* see the enum */
-	int fail_errno;		     /* after REFUSED/BROKEN: the errno calls fail with; 0 = EOF */
-	int io_fd;		     /* the fd the current call came in on: the one the BIO uses */
-	pid_t pid;     /* the process that owns the TLS session (accepted or handshook it) */
-	uint16_t port; /* local port it was accepted on, for the log */
-	unsigned char sniff_len; /* bytes in sniff[] */
-	unsigned char sniff_off; /* bytes of sniff[] already handed to OpenSSL */
-	unsigned char
-		sniff[ATLAS_SNIFF_MAX]; /* first bytes, read to classify, replayed to OpenSSL */
-	struct timespec started;	/* accept time (CLOCK_MONOTONIC) */
-	struct timespec deadline;	/* the handshake must be done by then */
-	SSL *ssl;			/* NULL until the first TLS record; freed once REFUSED */
+	/* Held across every use of the fields below, except where a comment says otherwise. */
+	pthread_mutex_t lock;
+	/* Every reference: fd slots plus calls in flight. Atomic; freed at 0. */
+	int refs;
+	/* fd slots in this process pointing here. Atomic; close_notify when it reaches 0. */
+	int fds;
+	enum atlas_conn_state state;
+	/* After REFUSED or BROKEN: the errno calls fail with; 0 means reads see end of file. */
+	int fail_errno;
+	/* The fd the current call came in on: the one the BIO uses. */
+	int io_fd;
+	/* The process that owns the TLS session (accepted or handshook it). */
+	pid_t pid;
+	/* The local port it was accepted on, for the log. */
+	uint16_t port;
+	/* The first bytes, read to classify the client, then replayed to OpenSSL. */
+	unsigned char sniff_len;
+	unsigned char sniff_off;
+	unsigned char sniff[ATLAS_SNIFF_MAX];
+	/* enum atlas_path. Written once under the lock; the hooks read it without. */
+	unsigned char path;
+	/* ATLAS_KTLS_TX | ATLAS_KTLS_RX: the directions the kernel has. */
+	unsigned char ktls;
+	/* Kernel TX: the record type of OpenSSL's next write (a control message), 0 for data. */
+	unsigned char ctrl_type;
+	/* Kernel RX: close_notify or a fatal alert was read; reads see end of file. */
+	unsigned char rx_closed;
+	/* Kernel TX: our close_notify went out. */
+	unsigned char tx_closed;
+	/* TLS 1.3: the client application traffic secret, until kernel RX has it; then wiped. */
+	unsigned char rx_secret_len;
+	unsigned char rx_secret[ATLAS_SECRET_MAX];
+	/* Why OpenSSL's offload of a direction failed, for the connection's log line. */
+	char ktls_why[96];
+	/* Accept time and handshake deadline (CLOCK_MONOTONIC). */
+	struct timespec started;
+	struct timespec deadline;
+	/* NULL until the first TLS record; freed once REFUSED or fully in the kernel. */
+	SSL *ssl;
 };
 
 /* A new connection accepted on port, with one reference and no fd yet. NULL (ENOMEM). */
 struct atlas_conn *atlas_conn_new(uint16_t port, unsigned handshake_timeout_ms);
+
+static inline enum atlas_path atlas_conn_path(const struct atlas_conn *c)
+{
+	return (enum atlas_path)__atomic_load_n(&c->path, __ATOMIC_ACQUIRE);
+}
 
 void atlas_conn_get(struct atlas_conn *c);
 /* Drops a reference; frees the connection with the last one. Accepts NULL. */

@@ -16,6 +16,7 @@
 #include "emul.h"
 #include "errmap.h"
 #include "log.h"
+#include "offload.h"
 #include "real.h"
 #include "sniff.h"
 #include "tls.h"
@@ -24,21 +25,10 @@
 #define ATLAS_RECORD_MAX 16384
 
 static SSL_CTX *engine_ctx;
-static const char *engine_path_reason = "userspace";
 
 void atlas_engine_set_ctx(SSL_CTX *ctx)
 {
 	engine_ctx = ctx;
-}
-
-void atlas_engine_set_path_reason(const char *reason)
-{
-	engine_path_reason = reason;
-}
-
-const char *atlas_engine_path_reason(void)
-{
-	return engine_path_reason;
 }
 
 /* What the handshake driver reports. */
@@ -97,15 +87,38 @@ static void refuse(struct atlas_conn *c, int fd, int fail_errno, const char *why
 			  detail);
 }
 
-static void log_open(struct atlas_conn *c, int fd)
+/* The connection's one info line: who, what was negotiated, how long it took, which path. */
+static void log_open(struct atlas_conn *c, int fd, const char *version, const char *cipher,
+		     const char *path)
 {
 	char who[128];
 
 	if (!atlas_log_enabled(ATLAS_LOG_INFO))
 		return;
 	atlas_log(ATLAS_LOG_INFO, "%s: %s %s, handshake %.1f ms, path %s",
-		  atlas_conn_describe(c, fd, who, sizeof(who)), SSL_get_version(c->ssl),
-		  SSL_get_cipher_name(c->ssl), atlas_conn_elapsed_ms(c), engine_path_reason);
+		  atlas_conn_describe(c, fd, who, sizeof(who)), version, cipher,
+		  atlas_conn_elapsed_ms(c), path);
+}
+
+/*
+ * The handshake is done: hand what can go to the kernel, then open the
+ * connection (the state is stored last, so that a reader who sees OPEN
+ * also sees the final path).
+ */
+static enum step handshake_done(struct atlas_conn *c, int fd)
+{
+	const char *version = SSL_get_version(c->ssl), *cipher = SSL_get_cipher_name(c->ssl);
+	char path[200];
+
+	if (atlas_offload_finish(c, fd, path, sizeof(path)) < 0) {
+		atlas_offload_refuse(c, fd);
+		refuse(c, fd, 0, "ATLAS_KTLS=require and the kernel does not have both directions",
+		       path);
+		return STEP_FAILED;
+	}
+	log_open(c, fd, version, cipher, path);
+	__atomic_store_n(&c->state, ATLAS_CONN_OPEN, __ATOMIC_RELEASE);
+	return STEP_DONE;
 }
 
 /* NEW: read the first bytes and decide what the client speaks. */
@@ -163,11 +176,8 @@ static enum step tls_step(struct atlas_conn *c, int fd)
 	ERR_clear_error();
 	errno = 0; /* SSL_ERROR_SYSCALL with errno 0 means end of file: no stale value */
 	r = SSL_do_handshake(c->ssl);
-	if (r == 1) {
-		c->state = ATLAS_CONN_OPEN;
-		log_open(c, fd);
-		return STEP_DONE;
-	}
+	if (r == 1)
+		return handshake_done(c, fd);
 	e = SSL_get_error(c->ssl, r);
 	switch (atlas_errmap_ssl(e, errno, &herr)) {
 	case ATLAS_ERRMAP_WANT_READ:
@@ -315,6 +325,12 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 				pthread_mutex_unlock(&c->lock);
 				return 0;
 			}
+			if (c->ssl == NULL) {
+				/* Cannot happen: every entry point settles the path (reach_path) first. */
+				pthread_mutex_unlock(&c->lock);
+				errno = EIO;
+				return -1;
+			}
 			if (is_write && (SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)) {
 				/* After shutdown(SHUT_WR), as for a plain socket. */
 				pthread_mutex_unlock(&c->lock);
@@ -394,13 +410,40 @@ static size_t conn_pending(struct atlas_conn *c)
 	return n;
 }
 
+/*
+ * Finishes the handshake if it is not done (waiting as the fd's mode says),
+ * so that the connection's path is final. 0, or what the call must return.
+ */
+static ssize_t reach_path(struct atlas_conn *c, int fd, int flags, bool is_write)
+{
+	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == ATLAS_CONN_OPEN)
+		return 0;
+	return run_op(c, fd, flags, false, is_write, NULL, NULL, 0);
+}
+
+static bool kernel_tx(const struct atlas_conn *c)
+{
+	return atlas_conn_path(c) >= ATLAS_PATH_KERNEL_TX;
+}
+
+static bool kernel_rx(const struct atlas_conn *c)
+{
+	return atlas_conn_path(c) == ATLAS_PATH_KERNEL;
+}
+
 ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
 			  int flags)
 {
 	size_t done = 0;
+	ssize_t r;
 
 	if (iov_total(iov, iovcnt) == 0)
 		return 0;
+	r = reach_path(c, fd, flags, false);
+	if (r != 0)
+		return r;
+	if (kernel_rx(c))
+		return atlas_offload_recv(c, fd, (struct iovec *)iov, iovcnt, flags);
 	for (int i = 0; i < iovcnt; i++) {
 		size_t off = 0;
 
@@ -485,6 +528,20 @@ static ssize_t send_iov(struct atlas_conn *c, int fd, const struct iovec *iov, i
 ssize_t atlas_engine_send(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
 			  int flags)
 {
+	ssize_t r;
+
+	if (iov_total(iov, iovcnt) == 0)
+		return 0;
+	r = reach_path(c, fd, flags, true);
+	if (r != 0)
+		return r;
+	if (kernel_tx(c)) {
+		/* The kernel encrypts: the host's own call, with its own flags. */
+		struct msghdr msg = { .msg_iov = (struct iovec *)iov,
+				      .msg_iovlen = (size_t)iovcnt };
+
+		return atlas_real.sendmsg(fd, &msg, flags);
+	}
 	return send_iov(c, fd, iov, iovcnt, flags, false);
 }
 
@@ -537,7 +594,12 @@ ssize_t atlas_engine_sendfile(struct atlas_conn *c, int fd, int in_fd, off_t *of
 {
 	struct engine_io io = { .c = c, .fd = fd };
 	struct atlas_emul_sink sink = { .send = sink_send, .ready = sink_ready, .ctx = &io };
+	ssize_t r = count == 0 ? 0 : reach_path(c, fd, 0, true);
 
+	if (r != 0)
+		return r;
+	if (kernel_tx(c))
+		return atlas_real.sendfile(fd, in_fd, offset, count);
 	return atlas_emul_sendfile(&sink, in_fd, offset, count);
 }
 
@@ -546,9 +608,15 @@ ssize_t atlas_engine_splice_to(struct atlas_conn *c, int fd, int pipe_in, loff_t
 {
 	struct engine_io io = { .c = c, .fd = fd };
 	struct atlas_emul_sink sink = { .send = sink_send, .ready = sink_ready, .ctx = &io };
+	ssize_t r;
 
 	if (flags & SPLICE_F_NONBLOCK)
 		io.flags = MSG_DONTWAIT;
+	r = len == 0 ? 0 : reach_path(c, fd, io.flags, true);
+	if (r != 0)
+		return r;
+	if (kernel_tx(c))
+		return atlas_real.splice(pipe_in, off_in, fd, NULL, len, flags);
 	return atlas_emul_splice_to(&sink, pipe_in, off_in, len, flags);
 }
 
@@ -559,9 +627,15 @@ ssize_t atlas_engine_splice_from(struct atlas_conn *c, int fd, int pipe_out, lof
 	struct atlas_emul_source src = { .peek = source_peek,
 					 .consume = source_consume,
 					 .ctx = &io };
+	ssize_t r;
 
 	if (flags & SPLICE_F_NONBLOCK)
 		io.flags = MSG_DONTWAIT;
+	r = len == 0 ? 0 : reach_path(c, fd, io.flags, false);
+	if (r != 0)
+		return r;
+	if (kernel_rx(c))
+		return atlas_real.splice(fd, NULL, pipe_out, off_out, len, flags);
 	return atlas_emul_splice_from(&src, pipe_out, off_out, len, flags);
 }
 
@@ -578,6 +652,10 @@ static void send_close_notify(struct atlas_conn *c, int fd, bool wait)
 
 		if (c->state != ATLAS_CONN_OPEN || c->pid != getpid())
 			break;
+		if (c->ktls & ATLAS_KTLS_TX) {
+			atlas_offload_close_notify(c, fd);
+			break;
+		}
 		c->io_fd = fd;
 		ERR_clear_error();
 		r = SSL_shutdown(c->ssl);

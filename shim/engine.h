@@ -49,8 +49,4 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how);
  */
 void atlas_engine_close_notify(struct atlas_conn *c, int fd);
 
-/* Why this connection was not offloaded to the kernel, for the log line. */
-const char *atlas_engine_path_reason(void);
-void atlas_engine_set_path_reason(const char *reason);
-
 #endif

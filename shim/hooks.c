@@ -27,6 +27,7 @@
 #include "fdtab.h"
 #include "init.h"
 #include "log.h"
+#include "offload.h"
 #include "real.h"
 
 #define ATLAS_HOOK __attribute__((visibility("default")))
@@ -51,6 +52,37 @@ static struct atlas_real_table *real_slow(void)
 static inline bool ours(int fd)
 {
 	return __builtin_expect(atlas_fdtab_peek(fd) != NULL, 0) && atlas_crash_depth == 0;
+}
+
+/*
+ * Sending on fd needs Atlas: ours, and the kernel does not encrypt for it.
+ * Once kernel TX has a connection, the host's own call is the fast path.
+ */
+static inline bool ours_tx(int fd)
+{
+	struct atlas_conn *c = atlas_fdtab_peek(fd);
+
+	return __builtin_expect(c != NULL, 0) && atlas_crash_depth == 0 &&
+	       atlas_conn_path(c) < ATLAS_PATH_KERNEL_TX;
+}
+
+/* Where a read on fd goes. */
+enum route {
+	ROUTE_LIBC,   /* not ours: libc's function, nothing else */
+	ROUTE_KERNEL, /* kernel TLS decrypts: libc's function, then a look at EIO */
+	ROUTE_ATLAS,  /* the engine: userspace TLS, a handshake to finish, or a closed stream */
+};
+
+static inline enum route route_rx(int fd)
+{
+	struct atlas_conn *c = atlas_fdtab_peek(fd);
+
+	if (__builtin_expect(c == NULL, 1) || atlas_crash_depth != 0)
+		return ROUTE_LIBC;
+	if (atlas_conn_path(c) == ATLAS_PATH_KERNEL &&
+	    !__atomic_load_n(&c->rx_closed, __ATOMIC_RELAXED))
+		return ROUTE_KERNEL;
+	return ROUTE_ATLAS;
 }
 
 /* Takes the connection for one call; NULL (EBADF) if a concurrent close got there first. */
@@ -101,6 +133,25 @@ static ssize_t tls_recv_buf(int fd, void *buf, size_t len, int flags)
 	return tls_recv(fd, &v, 1, flags);
 }
 
+/*
+ * A kernel-RX read that failed with EIO met a record that is not data (an
+ * alert, a KeyUpdate): Atlas reads and handles it (offload.c). Anything else
+ * goes back to the host as the kernel said it.
+ */
+static ssize_t kernel_rx_done(int fd, ssize_t r, int flags)
+{
+	struct atlas_conn *c;
+
+	if (__builtin_expect(r >= 0 || errno != EIO, 1))
+		return r;
+	c = enter(fd);
+	if (c == NULL)
+		return -1;
+	r = atlas_offload_control(c, fd, flags);
+	leave(c);
+	return r;
+}
+
 /* recvfrom/recvmsg report the sender: on a connected socket, the peer. */
 static void fill_peer(int fd, struct sockaddr *addr, socklen_t *len)
 {
@@ -110,24 +161,40 @@ static void fill_peer(int fd, struct sockaddr *addr, socklen_t *len)
 
 ATLAS_HOOK ssize_t read(int fd, void *buf, size_t len)
 {
-	if (!ours(fd))
+	switch (route_rx(fd)) {
+	case ROUTE_LIBC:
 		return REAL(read)(fd, buf, len);
-	return tls_recv_buf(fd, buf, len, 0);
+	case ROUTE_KERNEL:
+		return kernel_rx_done(fd, REAL(read)(fd, buf, len), 0);
+	default:
+		return tls_recv_buf(fd, buf, len, 0);
+	}
 }
 
 ATLAS_HOOK ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
 {
-	if (!ours(fd))
+	switch (route_rx(fd)) {
+	case ROUTE_LIBC:
 		return REAL(read_chk)(fd, buf, len, buflen);
-	if (len > buflen)
-		__chk_fail();
-	return tls_recv_buf(fd, buf, len, 0);
+	case ROUTE_KERNEL:
+		return kernel_rx_done(fd, REAL(read_chk)(fd, buf, len, buflen), 0);
+	default:
+		if (len > buflen)
+			__chk_fail();
+		return tls_recv_buf(fd, buf, len, 0);
+	}
 }
 
 ATLAS_HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (!ours(fd))
+	switch (route_rx(fd)) {
+	case ROUTE_LIBC:
 		return REAL(readv)(fd, iov, iovcnt);
+	case ROUTE_KERNEL:
+		return kernel_rx_done(fd, REAL(readv)(fd, iov, iovcnt), 0);
+	default:
+		break;
+	}
 	if (iovcnt < 0 || iovcnt > IOV_MAX) {
 		errno = EINVAL;
 		return -1;
@@ -137,15 +204,23 @@ ATLAS_HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 
 ATLAS_HOOK ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
-	if (!ours(fd) || (flags & MSG_ERRQUEUE))
+	enum route r = route_rx(fd);
+
+	if (r == ROUTE_LIBC || (flags & MSG_ERRQUEUE))
 		return REAL(recv)(fd, buf, len, flags);
+	if (r == ROUTE_KERNEL)
+		return kernel_rx_done(fd, REAL(recv)(fd, buf, len, flags), flags);
 	return tls_recv_buf(fd, buf, len, flags);
 }
 
 ATLAS_HOOK ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
 {
-	if (!ours(fd) || (flags & MSG_ERRQUEUE))
+	enum route r = route_rx(fd);
+
+	if (r == ROUTE_LIBC || (flags & MSG_ERRQUEUE))
 		return REAL(recv_chk)(fd, buf, len, buflen, flags);
+	if (r == ROUTE_KERNEL)
+		return kernel_rx_done(fd, REAL(recv_chk)(fd, buf, len, buflen, flags), flags);
 	if (len > buflen)
 		__chk_fail();
 	return tls_recv_buf(fd, buf, len, flags);
@@ -154,8 +229,13 @@ ATLAS_HOOK ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int 
 ATLAS_HOOK ssize_t recvfrom(int fd, void *buf, size_t len, int flags, __SOCKADDR_ARG addr,
 			    socklen_t *addrlen)
 {
-	if (!ours(fd) || (flags & MSG_ERRQUEUE))
+	enum route r = route_rx(fd);
+
+	if (r == ROUTE_LIBC || (flags & MSG_ERRQUEUE))
 		return REAL(recvfrom)(fd, buf, len, flags, addr.__sockaddr__, addrlen);
+	if (r == ROUTE_KERNEL)
+		return kernel_rx_done(
+			fd, REAL(recvfrom)(fd, buf, len, flags, addr.__sockaddr__, addrlen), flags);
 	fill_peer(fd, addr.__sockaddr__, addrlen);
 	return tls_recv_buf(fd, buf, len, flags);
 }
@@ -163,18 +243,45 @@ ATLAS_HOOK ssize_t recvfrom(int fd, void *buf, size_t len, int flags, __SOCKADDR
 ATLAS_HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
 				  __SOCKADDR_ARG addr, socklen_t *addrlen)
 {
-	if (!ours(fd) || (flags & MSG_ERRQUEUE))
+	enum route r = route_rx(fd);
+
+	if (r == ROUTE_LIBC || (flags & MSG_ERRQUEUE))
 		return REAL(recvfrom_chk)(fd, buf, len, buflen, flags, addr.__sockaddr__, addrlen);
+	if (r == ROUTE_KERNEL)
+		return kernel_rx_done(
+			fd,
+			REAL(recvfrom_chk)(fd, buf, len, buflen, flags, addr.__sockaddr__, addrlen),
+			flags);
 	if (len > buflen)
 		__chk_fail();
 	fill_peer(fd, addr.__sockaddr__, addrlen);
 	return tls_recv_buf(fd, buf, len, flags);
 }
 
+/*
+ * recvmsg on a kernel-RX socket, without the host's control buffer: given
+ * one, the kernel returns a control record's bytes as if they were data.
+ */
+static ssize_t kernel_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	void *control = msg->msg_control;
+	ssize_t r;
+
+	msg->msg_control = NULL;
+	msg->msg_controllen = 0;
+	r = REAL(recvmsg)(fd, msg, flags);
+	msg->msg_control = control;
+	return kernel_rx_done(fd, r, flags);
+}
+
 ATLAS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	if (!ours(fd) || (flags & MSG_ERRQUEUE))
+	enum route r = route_rx(fd);
+
+	if (r == ROUTE_LIBC || (flags & MSG_ERRQUEUE))
 		return REAL(recvmsg)(fd, msg, flags);
+	if (r == ROUTE_KERNEL)
+		return kernel_recvmsg(fd, msg, flags);
 	if (msg->msg_iovlen > IOV_MAX) {
 		errno = EMSGSIZE;
 		return -1;
@@ -213,14 +320,14 @@ static ssize_t tls_send_buf(int fd, const void *buf, size_t len, int flags)
 
 ATLAS_HOOK ssize_t write(int fd, const void *buf, size_t len)
 {
-	if (!ours(fd))
+	if (!ours_tx(fd))
 		return REAL(write)(fd, buf, len);
 	return tls_send_buf(fd, buf, len, 0);
 }
 
 ATLAS_HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (!ours(fd))
+	if (!ours_tx(fd))
 		return REAL(writev)(fd, iov, iovcnt);
 	if (iovcnt < 0 || iovcnt > IOV_MAX) {
 		errno = EINVAL;
@@ -231,7 +338,7 @@ ATLAS_HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 
 ATLAS_HOOK ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-	if (!ours(fd))
+	if (!ours_tx(fd))
 		return REAL(send)(fd, buf, len, flags);
 	return tls_send_buf(fd, buf, len, flags);
 }
@@ -239,7 +346,7 @@ ATLAS_HOOK ssize_t send(int fd, const void *buf, size_t len, int flags)
 ATLAS_HOOK ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SOCKADDR_ARG addr,
 			  socklen_t addrlen)
 {
-	if (!ours(fd))
+	if (!ours_tx(fd))
 		return REAL(sendto)(fd, buf, len, flags, addr.__sockaddr__, addrlen);
 	/* A connected TCP socket ignores the address (tcp(7)); so do we. */
 	return tls_send_buf(fd, buf, len, flags);
@@ -277,7 +384,7 @@ static bool passes_tls_fd(const struct msghdr *msg)
 
 ATLAS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	if (!ours(fd)) {
+	if (!ours_tx(fd)) {
 		if (__builtin_expect(msg != NULL && msg->msg_controllen != 0, 0) &&
 		    passes_tls_fd(msg))
 			return -1;
@@ -304,14 +411,14 @@ static ssize_t tls_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 
 ATLAS_HOOK ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
-	if (!ours(out_fd))
+	if (!ours_tx(out_fd))
 		return REAL(sendfile)(out_fd, in_fd, offset, count);
 	return tls_sendfile(out_fd, in_fd, offset, count);
 }
 
 ATLAS_HOOK ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count)
 {
-	if (!ours(out_fd))
+	if (!ours_tx(out_fd))
 		return REAL(sendfile)(out_fd, in_fd, offset, count);
 	return tls_sendfile(out_fd, in_fd, offset, count);
 }
@@ -319,7 +426,8 @@ ATLAS_HOOK ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t cou
 ATLAS_HOOK ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len,
 			  unsigned int flags)
 {
-	bool in = ours(fd_in), out = ours(fd_out);
+	/* A direction the kernel has needs nothing of Atlas: the kernel splices. */
+	bool in = route_rx(fd_in) == ROUTE_ATLAS, out = ours_tx(fd_out);
 	struct atlas_conn *c;
 	ssize_t r;
 

@@ -13,6 +13,7 @@
 #include "fdtab.h"
 #include "ktls.h"
 #include "log.h"
+#include "offload.h"
 #include "real.h"
 #include "tls.h"
 
@@ -47,13 +48,20 @@ static void build_tls(void)
 
 	if (atlas_init_mode != ATLAS_SERVING)
 		return;
-	ctx = atlas_tls_ctx_new(&atlas_init_config, err, sizeof(err));
+	bool ulp = atlas_ktls_ulp_available();
+
+	if (atlas_init_config.ktls == ATLAS_KTLS_REQUIRE && !ulp) {
+		refuse_ports("ATLAS_KTLS=require but this kernel has no tls ULP (CONFIG_TLS; try "
+			     "modprobe tls)");
+		return;
+	}
+	atlas_offload_configure(atlas_init_config.ktls, ulp);
+	ctx = atlas_tls_ctx_new(&atlas_init_config, atlas_offload_enabled(), err, sizeof(err));
 	if (ctx == NULL) {
 		refuse_ports(err); /* the caller logs it, naming the port */
 		return;
 	}
 	atlas_engine_set_ctx(ctx);
-	atlas_engine_set_path_reason(atlas_ktls_path_reason(atlas_init_config.ktls));
 	atlas_crash_install();
 }
 

@@ -1,21 +1,76 @@
 /*
- * Kernel TLS: what this machine's kernel can take over.
+ * Kernel TLS: the commit point where a connection's keys go to the kernel.
  *
- * This file grows into the kTLS commit point (validate, then TCP_ULP, TLS_TX,
- * TLS_RX). For now it only probes the kernel, so the per-connection log line
- * can say truthfully why a connection stays on the userspace path.
+ * OpenSSL 3.0 computes the crypto parameters itself when SSL_OP_ENABLE_KTLS
+ * is set and hands them to the BIO (tls.c), which calls atlas_ktls_install();
+ * it does so for TLS 1.2 in both directions and for TLS 1.3 transmit only.
+ * TLS 1.3 receive is written here by hand from the client application
+ * traffic secret (RFC 8446 section 7.3). See Documentation/networking/tls.rst.
+ *
+ * Every function validates first, then calls setsockopt, then does nothing
+ * that can fail; key material copied here is wiped before it returns.
  */
 #ifndef ATLAS_KTLS_H
 #define ATLAS_KTLS_H
 
+#include <linux/tls.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <openssl/ssl.h>
 
 #include "config.h"
+
+/* TLS record content types (RFC 8446 section 5.1). */
+#define ATLAS_TLS_ALERT		   21
+#define ATLAS_TLS_HANDSHAKE	   22
+#define ATLAS_TLS_APPLICATION_DATA 23
+
+/* Any crypto_info the kernel takes: the header says which member is meant. */
+union atlas_ktls_crypto {
+	struct tls_crypto_info info;
+	struct tls12_crypto_info_aes_gcm_128 aes128;
+	struct tls12_crypto_info_aes_gcm_256 aes256;
+	struct tls12_crypto_info_chacha20_poly1305 chacha;
+};
 
 /* True if the "tls" upper-layer protocol is listed in tcp_available_ulp. */
 bool atlas_ktls_ulp_available(void);
 
-/* The path and reason for the log line, e.g. "userspace (ATLAS_KTLS=off)". */
-const char *atlas_ktls_path_reason(enum atlas_ktls_mode mode);
+/* The size of info's struct for its cipher, or 0 for a cipher or version we do not offload. */
+size_t atlas_ktls_crypto_size(const struct tls_crypto_info *info);
+
+/*
+ * Puts one direction of fd into the kernel: TCP_ULP "tls" (already there is
+ * fine), then TLS_TX or TLS_RX. 0, or -1 with one sentence in why.
+ */
+int atlas_ktls_install(int fd, bool tx, const struct tls_crypto_info *info, char *why,
+		       size_t whylen);
+
+/*
+ * TLS 1.3 receive offload by hand: derives key and IV from the client
+ * application traffic secret with HKDF-Expand-Label (RFC 8446 section 7.3)
+ * and installs TLS_RX at record sequence 0. The caller guarantees that no
+ * record under that secret has been read yet. 0, or -1 with why.
+ */
+int atlas_ktls_install_tls13_rx(int fd, const SSL_CIPHER *cipher, const unsigned char *secret,
+				size_t secret_len, char *why, size_t whylen);
+
+/* Sends one record of the given type through kernel TX (TLS_SET_RECORD_TYPE). */
+ssize_t atlas_ktls_send_record(int fd, unsigned char type, const void *buf, size_t len, int flags);
+
+/*
+ * Reads one record from a kernel-RX socket with its type (TLS_GET_RECORD_TYPE):
+ * the bytes, or -1 with errno as recvmsg(2) sets it.
+ */
+ssize_t atlas_ktls_recv_record(int fd, unsigned char *type, void *buf, size_t len, int flags);
+
+/*
+ * Can this kernel take cipher (TLS_CIPHER_*) for version (TLS_1_2_VERSION,
+ * TLS_1_3_VERSION) in the direction tx? Tries it on a loopback connection of
+ * its own with a dummy key. For `atlas-preload.sh --check`.
+ */
+bool atlas_ktls_probe(unsigned short version, unsigned short cipher, bool tx);
 
 #endif

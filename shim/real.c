@@ -67,6 +67,7 @@ static void resolve_all(void)
 	RESOLVE(lseek, "lseek64");
 	RESOLVE(close, "close");
 	RESOLVE(close_range, "close_range");
+	RESOLVE(setsockopt, "setsockopt");
 	RESOLVE(shutdown, "shutdown");
 	RESOLVE(dup, "dup");
 	RESOLVE(dup2, "dup2");

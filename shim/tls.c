@@ -11,11 +11,56 @@
 #include <openssl/err.h>
 
 #include "conn.h"
+#include "ktls.h"
 #include "log.h"
 #include "real.h"
 
+/*
+ * OpenSSL 3.0 drives kernel TLS through these BIO controls (its private
+ * include/internal/bio.h; 73 and 76 are public in openssl/bio.h). Their
+ * contract, as crypto/bio/bss_sock.c implements it: SET_KTLS hands over
+ * the crypto info for one direction (num = 1 for transmit); SEND_CTRL_MSG
+ * asks that the next write go out as a record of type num rather than data.
+ */
+#define ATLAS_BIO_CTRL_SET_KTLS			 72
+#define ATLAS_BIO_CTRL_SET_KTLS_TX_SEND_CTRL_MSG 74
+#define ATLAS_BIO_CTRL_CLEAR_KTLS_TX_CTRL_MSG	 75
+
+/* The record header OpenSSL expects in front of each record read from kernel RX. */
+#define TLS_HEADER_LEN 5
+#define TLS_TAG_LEN    16
+
 static BIO_METHOD *conn_bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+/*
+ * With the kernel receiving, one record at a time comes back decrypted with
+ * its type in a control message; OpenSSL still wants a record header first.
+ * errno is left as recvmsg set it: OpenSSL maps EBADMSG to bad_record_mac.
+ */
+static int ktls_bio_read(BIO *b, struct atlas_conn *c, char *buf, int len)
+{
+	unsigned char type;
+	ssize_t n;
+
+	if (len <= TLS_HEADER_LEN + TLS_TAG_LEN) {
+		errno = EINVAL;
+		return -1;
+	}
+	n = atlas_ktls_recv_record(c->io_fd, &type, buf + TLS_HEADER_LEN,
+				   (size_t)len - TLS_HEADER_LEN - TLS_TAG_LEN, MSG_DONTWAIT);
+	if (n <= 0) {
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			BIO_set_retry_read(b);
+		return (int)n;
+	}
+	buf[0] = (char)type;
+	buf[1] = 3; /* legacy_record_version 0x0303 (RFC 8446 section 5.1) */
+	buf[2] = 3;
+	buf[3] = (char)(n >> 8);
+	buf[4] = (char)n;
+	return (int)n + TLS_HEADER_LEN;
+}
 
 /* Bytes read while sniffing are OpenSSL's first bytes: hand them over before the socket's. */
 static int conn_bio_read(BIO *b, char *buf, int len)
@@ -32,6 +77,8 @@ static int conn_bio_read(BIO *b, char *buf, int len)
 		c->sniff_off += (unsigned char)take;
 		return take;
 	}
+	if (c->ktls & ATLAS_KTLS_RX)
+		return ktls_bio_read(b, c, buf, len);
 	n = atlas_real.recv(c->io_fd, buf, (size_t)len, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		BIO_set_retry_read(b);
@@ -44,8 +91,17 @@ static int conn_bio_write(BIO *b, const char *buf, int len)
 	ssize_t n;
 
 	BIO_clear_retry_flags(b);
-	/* MSG_NOSIGNAL: a peer that went away must not kill the host with SIGPIPE. */
-	n = atlas_real.send(c->io_fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (c->ctrl_type != 0) {
+		/* One whole record or EAGAIN: the kernel never sends part of a control message. */
+		n = atlas_ktls_send_record(c->io_fd, c->ctrl_type, buf, (size_t)len, MSG_DONTWAIT);
+		if (n >= 0) {
+			c->ctrl_type = 0;
+			n = len;
+		}
+	} else {
+		/* MSG_NOSIGNAL: a peer that went away must not kill the host with SIGPIPE. */
+		n = atlas_real.send(c->io_fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		BIO_set_retry_write(b);
 	return (int)n;
@@ -53,15 +109,69 @@ static int conn_bio_write(BIO *b, const char *buf, int len)
 
 static long conn_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-	(void)b;
-	(void)num;
-	(void)ptr;
+	struct atlas_conn *c = BIO_get_data(b);
+	bool tx = num != 0;
+
 	switch (cmd) {
 	case BIO_CTRL_FLUSH:
 		return 1; /* nothing is buffered here: every write goes straight to the socket */
+	case ATLAS_BIO_CTRL_SET_KTLS:
+		/* ptr: OpenSSL's ktls_crypto_info_t, whose first member is the kernel's struct. */
+		if (atlas_ktls_install(c->io_fd, tx, ptr, c->ktls_why, sizeof(c->ktls_why)) < 0)
+			return 0;
+		c->ktls |= tx ? ATLAS_KTLS_TX : ATLAS_KTLS_RX;
+		return 1;
+	case BIO_CTRL_GET_KTLS_SEND:
+		return (c->ktls & ATLAS_KTLS_TX) != 0;
+	case BIO_CTRL_GET_KTLS_RECV:
+		return (c->ktls & ATLAS_KTLS_RX) != 0;
+	case ATLAS_BIO_CTRL_SET_KTLS_TX_SEND_CTRL_MSG:
+		c->ctrl_type = (unsigned char)num;
+		return 0;
+	case ATLAS_BIO_CTRL_CLEAR_KTLS_TX_CTRL_MSG:
+		c->ctrl_type = 0;
+		return 0;
 	default:
 		return 0;
 	}
+}
+
+static int hex_value(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/*
+ * OpenSSL reports every secret it derives as an NSS key log line; the one
+ * OpenSSL 3.0 does not offload itself is the TLS 1.3 client application
+ * traffic secret, which becomes kernel RX (offload.c). Nothing is logged.
+ */
+static void keylog(const SSL *ssl, const char *line)
+{
+	static const char label[] = "CLIENT_TRAFFIC_SECRET_0 ";
+	struct atlas_conn *c = SSL_get_app_data(ssl);
+	const char *hex;
+	size_t n = 0;
+
+	if (c == NULL || strncmp(line, label, sizeof(label) - 1) != 0)
+		return;
+	hex = strchr(line + sizeof(label) - 1, ' '); /* skip the client random */
+	if (hex == NULL)
+		return;
+	for (hex++; hex[0] && hex[1] && n < sizeof(c->rx_secret); hex += 2) {
+		int hi = hex_value(hex[0]), lo = hex_value(hex[1]);
+
+		if (hi < 0 || lo < 0)
+			break;
+		c->rx_secret[n++] = (unsigned char)(hi << 4 | lo);
+	}
+	c->rx_secret_len = (unsigned char)n;
 }
 
 static void conn_bio_method_create(void)
@@ -91,6 +201,7 @@ SSL *atlas_tls_ssl_new(SSL_CTX *ctx, struct atlas_conn *c)
 		BIO_free(bio);
 		return NULL;
 	}
+	SSL_set_app_data(ssl, c);
 	BIO_set_data(bio, c);
 	BIO_set_init(bio, 1);
 	SSL_set_bio(ssl, bio, bio);
@@ -126,7 +237,7 @@ static SSL_CTX *file_fail(SSL_CTX *ctx, char *err, size_t errlen, const char *wh
 	return NULL;
 }
 
-SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, char *err, size_t errlen)
+SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, bool ktls, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
 
@@ -150,6 +261,11 @@ SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, char *err, size_t err
 					 SSL_OP_IGNORE_UNEXPECTED_EOF |
 					 SSL_OP_CIPHER_SERVER_PREFERENCE |
 					 SSL_OP_PRIORITIZE_CHACHA);
+	if (ktls) {
+		/* OpenSSL offloads what 3.0 can (TLS 1.2 both ways, TLS 1.3 transmit). */
+		SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+		SSL_CTX_set_keylog_callback(ctx, keylog);
+	}
 	/* Partial writes and a retried buffer that moved: what write(2) callers expect to do. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);

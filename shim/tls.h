@@ -9,6 +9,7 @@
 #ifndef ATLAS_TLS_H
 #define ATLAS_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/ssl.h>
@@ -30,9 +31,10 @@ struct atlas_conn;
 /*
  * Initialises OpenSSL (without an atexit handler: daemon threads may still be
  * serving at exit) and builds the server context: certificate chain, key,
- * the check that they match, versions and suites. NULL with one sentence in err.
+ * the check that they match, versions and suites. With ktls, OpenSSL installs
+ * kernel TLS through the BIO where it can. NULL with one sentence in err.
  */
-SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, char *err, size_t errlen);
+SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, bool ktls, char *err, size_t errlen);
 
 /* A server SSL for c, reading and writing through c->io_fd. NULL on allocation failure. */
 SSL *atlas_tls_ssl_new(SSL_CTX *ctx, struct atlas_conn *c);
