@@ -16,7 +16,8 @@ HDRS := $(wildcard shim/*.h include/*.h)
 # Debian packages each target needs (tests/deps.sh installs or names them).
 BUILD_PKGS := build-essential pkg-config libssl-dev libunwind-dev
 DEMO_PKGS := $(BUILD_PKGS) python3 curl openssl
-CHECK_PKGS := $(DEMO_PKGS) libcmocka-dev gnutls-bin procps clang-format
+CHECK_PKGS := $(DEMO_PKGS) libcmocka-dev gnutls-bin procps clang-format \
+	user-mode-linux kmod iproute2
 
 .PHONY: all lib demo check unit unit-build e2e deps-demo deps-check clean format-check
 

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,9 +11,15 @@
 /* Longest handshake timeout accepted: an hour is already far past useful. */
 #define ATLAS_MAX_HANDSHAKE_TIMEOUT_MS 3600000u
 
-static int fail(char *err, size_t errlen, const char *fmt, const char *var, const char *value)
+/* Writes the one sentence that names the problem; the compiler checks every format. */
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+						      ...)
 {
-	snprintf(err, errlen, fmt, var, value);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 	return -1;
 }
 
@@ -41,7 +48,7 @@ int atlas_config_parse_ports(struct atlas_config *cfg, const char *text, char *e
 	memset(cfg->port_bits, 0, sizeof(cfg->port_bits));
 	cfg->nports = 0;
 	if (text == NULL || *text == '\0')
-		return fail(err, errlen, "%s is not set: name the TLS ports, e.g. %s=8443%s",
+		return fail(err, errlen, "%s is not set: name the TLS ports, e.g. %s=8443",
 			    ATLAS_ENV_PORTS, ATLAS_ENV_PORTS);
 	for (;;) {
 		const char *comma = strchr(p, ',');
@@ -147,9 +154,9 @@ static int parse_path(const char *var, const char *text, char *out, size_t outle
 		      size_t errlen)
 {
 	if (text == NULL || *text == '\0')
-		return fail(err, errlen, "%s is not set: name a PEM file%s", var, "");
+		return fail(err, errlen, "%s is not set: name a PEM file", var);
 	if (strlen(text) >= outlen)
-		return fail(err, errlen, "%s: the path is longer than PATH_MAX%s", var, "");
+		return fail(err, errlen, "%s: the path is longer than PATH_MAX", var);
 	strcpy(out, text);
 	return 0;
 }

@@ -77,6 +77,7 @@ void atlas_fdtab_fini(void)
 	munmap(atlas_fdtab_slots, atlas_fdtab_size * sizeof(*atlas_fdtab_slots));
 	atlas_fdtab_slots = NULL;
 	atlas_fdtab_size = 0;
+	atlas_fdtab_high = 0;
 }
 
 struct atlas_conn *atlas_fdtab_get(int fd)

@@ -58,6 +58,7 @@ int atlas_sniff_reply_http(int fd)
 {
 	char sink[4096];
 	ssize_t n;
+	int saved;
 
 	/* Read what has arrived of the request: unread data turns our close into a reset. */
 	for (int i = 0; i < 4; i++) {
@@ -66,10 +67,10 @@ int atlas_sniff_reply_http(int fd)
 			break;
 	}
 	n = atlas_real.send(fd, http_400, sizeof(http_400) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	saved = errno; /* shutdown() below must not overwrite why send() failed */
 	atlas_real.shutdown(fd, SHUT_WR);
 	if (n != (ssize_t)sizeof(http_400) - 1) {
-		if (n >= 0)
-			errno = EAGAIN;
+		errno = n >= 0 ? EAGAIN : saved;
 		return -1;
 	}
 	return 0;

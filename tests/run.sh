@@ -34,8 +34,10 @@ for t in build/tests/test_*; do
 	out="$log_dir/$(basename "$t").log"
 	CMOCKA_MESSAGE_OUTPUT=stdout timeout 120 "$t" >"$out" 2>&1
 	status=$?
-	# cmocka: "[       OK ] name" and "[  FAILED  ] name" per test.
-	sed -n -e 's/^\[       OK \] \(.*\)/ok - \1/p' -e 's/^\[  FAILED  \] \([a-z_0-9]*\)$/not ok - \1/p' "$out" >"$out.tap"
+	# cmocka: "[       OK ] name" and "[  FAILED  ] name" per test; its closing summary
+	# lists the failures again, so each name counts once.
+	sed -n -e 's/^\[       OK \] \(.*\)/ok - \1/p' -e 's/^\[  FAILED  \] \([a-z_0-9]*\)$/not ok - \1/p' "$out" |
+		awk '!seen[$0]++' >"$out.tap"
 	cat "$out.tap"
 	count "$(basename "$t")" "$out.tap" "$status"
 done
