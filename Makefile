@@ -9,7 +9,9 @@ LIBS := -lssl -lcrypto -lunwind -ldl -pthread
 
 BUILD := build
 LIB := $(BUILD)/libatlas.so
-SRCS := $(wildcard shim/*.c)
+# shim/check.c is the `atlas-preload.sh --check` program, not part of the library.
+SRCS := $(filter-out shim/check.c,$(wildcard shim/*.c))
+CHECK := $(BUILD)/atlas-check
 OBJS := $(SRCS:shim/%.c=$(BUILD)/obj/%.o)
 HDRS := $(wildcard shim/*.h include/*.h)
 
@@ -23,7 +25,11 @@ CHECK_PKGS := $(DEMO_PKGS) libcmocka-dev gnutls-bin procps clang-format \
 
 all: lib
 
-lib: $(LIB)
+lib: $(LIB) $(CHECK)
+
+# The probe needs the kTLS commit point and the real-function table, nothing else.
+$(CHECK): shim/check.c $(BUILD)/obj/ktls.o $(BUILD)/obj/real.o $(HDRS)
+	$(CC) $(ATLAS_CFLAGS) -o $@ shim/check.c $(BUILD)/obj/ktls.o $(BUILD)/obj/real.o $(LIBS)
 
 $(BUILD)/obj/%.o: shim/%.c $(HDRS) | $(BUILD)/obj
 	$(CC) $(ATLAS_CFLAGS) -c -o $@ $<

@@ -3,6 +3,11 @@
 #
 #   ./atlas-preload.sh --cert CERT.pem --key KEY.pem --ports 8443[,8444...] \
 #       [--ktls auto|off|require] [--handshake-timeout MS] [--log-level LEVEL] -- COMMAND [ARGS...]
+#   ./atlas-preload.sh --check
+#
+# --check prints what kernel TLS can do on this machine (the tls ULP, which
+# ciphers the kernel takes in each direction, what --ktls auto will do) and
+# exits 0 when the kernel can offload, 1 when it cannot.
 #
 # Every flag may instead come from the environment (ATLAS_CERT, ATLAS_KEY,
 # ATLAS_PORTS, ATLAS_KTLS, ATLAS_HANDSHAKE_TIMEOUT_MS, ATLAS_LOG_LEVEL); a flag
@@ -24,6 +29,7 @@ usage() {
 	cat <<USAGE
 usage: $me --cert CERT.pem --key KEY.pem --ports PORT[,PORT...] [--ktls auto|off|require]
           [--handshake-timeout MS] [--log-level error|warn|info|debug] -- COMMAND [ARGS...]
+       $me --check
 USAGE
 }
 
@@ -47,6 +53,9 @@ while [ $# -gt 0 ]; do
 	--log-level) need_value "$@"; ATLAS_LOG_LEVEL=$2; shift 2 ;;
 	--log-level=*) ATLAS_LOG_LEVEL=${1#*=}; shift ;;
 	-h | --help) usage; exit 0 ;;
+	--check)
+		[ -x "$here/build/atlas-check" ] || die "$here/build/atlas-check is missing: run make first"
+		exec "$here/build/atlas-check" ;;
 	--) shift; break ;;
 	*) die "unknown option '$1' (see --help)" ;;
 	esac
@@ -66,6 +75,9 @@ for p in "${port_list[@]}"; do
 		die "--ports: '$p' is not a port number from 1 to 65535"
 done
 case "$ATLAS_KTLS" in auto | off | require) ;; *) die "--ktls: '$ATLAS_KTLS' is not one of auto, off, require" ;; esac
+if [ "$ATLAS_KTLS" = require ] && ! grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp 2>/dev/null; then
+	die "--ktls require: this kernel has no tls ULP (see $me --check)"
+fi
 case "$ATLAS_LOG_LEVEL" in error | warn | info | debug) ;; *) die "--log-level: '$ATLAS_LOG_LEVEL' is not one of error, warn, info, debug" ;; esac
 [[ "$ATLAS_HANDSHAKE_TIMEOUT_MS" =~ ^[0-9]{1,7}$ ]] && [ "$((10#$ATLAS_HANDSHAKE_TIMEOUT_MS))" -ge 1 ] &&
 	[ "$((10#$ATLAS_HANDSHAKE_TIMEOUT_MS))" -le 3600000 ] ||
