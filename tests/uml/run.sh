@@ -2,7 +2,7 @@
 # tests/uml/run.sh: run one command inside a User-Mode Linux kernel that has kTLS.
 #
 #   tests/uml/run.sh [--timeout SECONDS] [--verbose] [--keep] [--mem SIZE] [--cwd DIR] \
-#       -- COMMAND [ARGS...]
+#       [--without-module MODULE]... -- COMMAND [ARGS...]
 #
 # The host kernel has no kTLS (CONFIG_TLS is not set), so anything that must
 # exercise kernel TLS runs here: linux.uml (Debian package user-mode-linux,
@@ -33,6 +33,12 @@
 #     127.0.0.1). Loaded modules: gf128mul ghash-generic ctr gcm libchacha
 #     chacha_generic libpoly1305 poly1305_generic chacha20poly1305 tls, so
 #     /proc/sys/net/ipv4/tcp_available_ulp lists "tls" and /proc/net/tls_stat exists.
+#     --without-module MODULE (repeatable) leaves one of them out, named by its
+#     path under the modules' kernel/ directory as in the list in this script
+#     (e.g. crypto/chacha20poly1305.ko): a kernel that has kTLS but cannot
+#     allocate that cipher, for tests of what happens then. The kernel cannot
+#     load it on demand either: its modprobe finds no /lib/modules for UML's
+#     version. Leaving out tls.ko gives a kernel without the tls ULP.
 #   - The whole host filesystem is visible and writable, through hostfs, with
 #     the host permissions of whoever ran run.sh. /proc, /sys and /dev (devtmpfs)
 #     are the UML kernel's own.
@@ -103,7 +109,8 @@ inside_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 usage() {
 	cat <<USAGE
-usage: $me [--timeout SECONDS] [--verbose] [--keep] [--mem SIZE] [--cwd DIR] -- COMMAND [ARGS...]
+usage: $me [--timeout SECONDS] [--verbose] [--keep] [--mem SIZE] [--cwd DIR]
+          [--without-module MODULE]... -- COMMAND [ARGS...]
 Runs COMMAND as root inside User-Mode Linux (kernel with kTLS), prints its output,
 exits with its status (125: UML failed or timed out; 77: UML is not installed).
 USAGE
@@ -120,6 +127,7 @@ verbose=0
 keep=0
 mem=1G
 cwd=$repo
+without=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--timeout) [ $# -ge 2 ] || die_usage "--timeout needs a value"; timeout=$2; shift 2 ;;
@@ -128,6 +136,8 @@ while [ $# -gt 0 ]; do
 	--mem=*) mem=${1#*=}; shift ;;
 	--cwd) [ $# -ge 2 ] || die_usage "--cwd needs a value"; cwd=$2; shift 2 ;;
 	--cwd=*) cwd=${1#*=}; shift ;;
+	--without-module) [ $# -ge 2 ] || die_usage "--without-module needs a value"; without+=("$2"); shift 2 ;;
+	--without-module=*) without+=("${1#*=}"); shift ;;
 	-v | --verbose) verbose=1; shift ;;
 	--keep) keep=1; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -140,6 +150,15 @@ done
 [[ "$timeout" =~ ^[0-9]+$ ]] && [ "$timeout" -ge 1 ] || die_usage "--timeout: '$timeout' is not a number of seconds"
 [[ "$mem" =~ ^[0-9]+[KkMmGg]$ ]] || die_usage "--mem: '$mem' is not a size such as 512M or 1G"
 cwd=$(cd "$cwd" 2>/dev/null && pwd) || die_usage "--cwd: no such directory"
+for w in "${without[@]}"; do
+	kept=()
+	for m in "${modules[@]}"; do
+		[ "$m" = "$w" ] || kept+=("$m")
+	done
+	[ "${#kept[@]}" -lt "${#modules[@]}" ] ||
+		die_usage "--without-module: '$w' is not one of the modules loaded: ${modules[*]}"
+	modules=("${kept[@]}")
+done
 
 # ---- can this machine run UML? -------------------------------------------------
 

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# 32: kernel TLS with real servers, and with kTLS turned off, inside User-Mode
+# Linux (one boot), under ./atlas-preload.sh --log-level info:
+#   - nginx (sendfile on; master and one worker) serves a 1 MiB file intact over
+#     TLS 1.2 and 1.3 with path kernel (TX and RX), its worker's own sendfile(2)
+#     goes to the TLS socket (strace), and a KeyUpdate between two keep-alive
+#     requests ends the connection cleanly;
+#   - python3 -m http.server, fetched with curl: intact, path kernel (TX and RX);
+#   - --ktls off: the same bytes through OpenSSL in userspace, path userspace
+#     (ATLAS_KTLS=off), and /proc/net/tls_stat does not move.
+. "$(dirname "$0")/lib.sh"
+. "$E2E_DIR/ktls-lib.sh"
+
+ktls_setup
+IN=$T/inner-32.sh
+ktls_inner "$IN"
+cat >>"$IN" <<'EOF'
+NGINX=8446 PYTHON=8447 OFF=8448 PLAIN=8449
+
+# get_ok LABEL OUT: tlsclient's GET of /big.bin was intact and closed by close_notify.
+get_ok() {
+	if [ "$RC" = 0 ] && [ "$(field "$2" get sha256)" = "$BIG_SHA" ] &&
+		[ "$(field "$2" get length)" = "$BIG_LEN" ] && grep -qx 'end: close_notify' "$T/$2.out"; then
+		pass "$1: GET /big.bin (1 MiB) arrives intact (sha256), then the server's close_notify"
+	else
+		fail "$1: GET /big.bin did not arrive intact (tlsclient exit $RC)"
+		note_out "$T/$2.out"
+	fi
+}
+
+# line_ok LABEL SERVER ERE: the connection's log line matches.
+line_ok() {
+	local line
+	line=$(conn_line "$2")
+	if printf '%s\n' "$line" | grep -Eq -- "$3"; then
+		pass "$1: Atlas logs '${line#*: TLSv}'"
+	else
+		fail "$1: the connection's log line does not match /$3/"
+		note "got: ${line:-nothing}"
+		note_out "$T/$2.log"
+	fi
+}
+
+# ---- nginx ----------------------------------------------------------------------------
+
+N=$T/nginx
+mkdir -p "$N"
+cat >"$N/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $N/nginx.pid;
+error_log stderr info;
+events { worker_connections 64; }
+http {
+	access_log off;
+	sendfile on;
+	keepalive_timeout 10s;
+	client_body_temp_path $N/body;
+	proxy_temp_path $N/proxy;
+	fastcgi_temp_path $N/fastcgi;
+	uwsgi_temp_path $N/uwsgi;
+	scgi_temp_path $N/scgi;
+	default_type application/octet-stream;
+	server {
+		listen 127.0.0.1:$NGINX;
+		listen 127.0.0.1:$PLAIN;
+		root $WWW;
+	}
+}
+CONF
+if srv_start nginx $NGINX -- strace -f -qq -e trace=accept,accept4,sendfile,writev -o "$T/nginx.trace" \
+	/usr/sbin/nginx -p "$N" -c "$N/nginx.conf" -e stderr; then
+	for v in 1.3:TLS_AES_256_GCM_SHA384 1.2:ECDHE-ECDSA-AES128-GCM-SHA256; do
+		ver=${v%%:*} cipher=${v#*:}
+		mark nginx
+		snap
+		client ngx --port $NGINX --tls "$ver" --cipher "$cipher" --get /big.bin
+		get_ok "nginx TLS $ver $cipher" ngx
+		line_ok "nginx TLS $ver $cipher" nginx ": TLSv$ver $cipher, handshake [0-9.]+ ms, path kernel \\(TX and RX\\)\$"
+		is "nginx TLS $ver $cipher: TlsTxSw and TlsRxSw rose by exactly 1 each" \
+			"$(delta TlsTxSw) $(delta TlsRxSw)" "1 1"
+	done
+	# The worker's sendfile() calls on the sockets it accepted: the bytes it sent itself.
+	sent=$(awk '
+		{ line = $0; sub(/^[0-9]+ +/, "", line) }
+		line ~ /^accept4?\(/ && $NF ~ /^[0-9]+$/ { fds[$NF] = 1; next }
+		line ~ /^sendfile\(/ { fd = line; sub(/^sendfile\(/, "", fd); sub(/,.*/, "", fd)
+			if ((fd in fds) && $NF ~ /^[0-9]+$/) bytes += $NF }
+		END { print bytes + 0 }' "$T/nginx.trace")
+	if [ "$sent" -ge $((2 * BIG_LEN)) ]; then
+		pass "nginx: strace shows the worker's own sendfile() on the TLS sockets ($sent bytes for 2 responses)"
+	else
+		fail "nginx: strace shows $sent bytes of sendfile() on the TLS sockets, not $((2 * BIG_LEN))"
+		note_out "$T/nginx.trace"
+	fi
+
+	mark nginx
+	client ngxku --port $NGINX --tls 1.3 --get /big.bin --keyupdate
+	if [ "$RC" = 0 ] && [ "$(field ngxku get sha256)" = "$BIG_SHA" ] &&
+		grep -q '^keyupdate: after=get status=-1 length=0 result=close_notify$' "$T/ngxku.out"; then
+		pass "nginx TLS 1.3 keep-alive: after a KeyUpdate the next request gets a clean close (close_notify), no response"
+	else
+		fail "nginx TLS 1.3 keep-alive: a KeyUpdate between two requests did not end in a clean close (tlsclient exit $RC)"
+		note_out "$T/ngxku.out"
+	fi
+	if wait_since nginx '^atlas: info: .*KeyUpdate' 10; then
+		pass "nginx TLS 1.3 keep-alive: Atlas logs the KeyUpdate"
+	else
+		fail "nginx TLS 1.3 keep-alive: no KeyUpdate line in the log"
+		note_out "$T/nginx.log"
+	fi
+	client ngxnext --port $NGINX --get /big.bin
+	if [ "$RC" = 0 ] && [ "$(field ngxnext get sha256)" = "$BIG_SHA" ]; then
+		pass "nginx: the next client is served after a KeyUpdate"
+	else
+		fail "nginx: the next client is not served after a KeyUpdate (tlsclient exit $RC)"
+		note_out "$T/ngxnext.out"
+	fi
+	# A keep-alive connection that the client ends: nginx reads end of file and logs
+	# "client ... closed keepalive connection" with errno. The baseline: the same on
+	# nginx's plaintext port (no Atlas there), which a curl ends with a TCP close.
+	mark nginx
+	curl -sS --max-time 30 -o /dev/null "http://127.0.0.1:$PLAIN/big.bin" >"$T/plain.err" 2>&1
+	wait_since nginx 'closed keepalive connection' 10
+	plain=$(since nginx | grep -m 1 'closed keepalive connection' | sed 's/^.*\*[0-9]* //')
+	note "nginx's plaintext port (no TLS), a curl's TCP close: '${plain:-nothing logged}'"
+	for how in no-close-notify close-notify; do
+		mark nginx
+		client ngxclose --port $NGINX --tls 1.3 --get /big.bin --requests 2 --$how
+		if [ "$RC" = 0 ] && [ "$(field ngxclose get sha256)" = "$BIG_SHA" ]; then
+			pass "nginx TLS 1.3 keep-alive, 2 requests, then the client's --$how: intact ($(sed -n 's/^close: //p' "$T/ngxclose.out"))"
+		else
+			fail "nginx TLS 1.3 keep-alive, 2 requests, then the client's --$how failed (tlsclient exit $RC)"
+			note_out "$T/ngxclose.out"
+		fi
+		wait_since nginx 'closed keepalive connection' 10
+		got=$(since nginx | grep -m 1 'closed keepalive connection' | sed 's/^.*\*[0-9]* //')
+		if [ -n "$got" ] && ! printf '%s' "$got" | grep -q 'Input/output error'; then
+			pass "nginx TLS 1.3: the client's --$how reads as a plain end of file in nginx ('$got')"
+		else
+			fail "nginx TLS 1.3: the client's --$how does not read as a plain end of file in nginx: '${got:-nothing logged}' (plaintext baseline: '${plain:-nothing logged}')"
+		fi
+	done
+
+	bad=$(grep -E '^atlas: (error|warn)' "$T/nginx.log")
+	[ -z "$bad" ] && pass "nginx: Atlas logged no error or warning" || fail "nginx: Atlas logged: $bad"
+	srv_stop nginx
+fi
+
+# ---- python3 http.server, curl ----------------------------------------------------------
+
+if srv_start python $PYTHON -- /usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$WWW" $PYTHON; then
+	mark python
+	snap
+	curl -sS --max-time 30 --cacert "$CA" --resolve "localhost:$PYTHON:127.0.0.1" \
+		-o "$T/curl.body" "https://localhost:$PYTHON/big.bin" >"$T/curl.err" 2>&1
+	RC=$?
+	if [ "$RC" = 0 ] && [ "$(sha256sum <"$T/curl.body" | cut -d' ' -f1)" = "$BIG_SHA" ]; then
+		pass "python3 http.server: curl fetches /big.bin (1 MiB) intact"
+	else
+		fail "python3 http.server: curl did not fetch /big.bin intact (curl exit $RC)"
+		note_out "$T/curl.err"
+		note_out "$T/python.log"
+	fi
+	wait_since python 'TLSv1\.' 10
+	line_ok "python3 http.server" python ": TLSv1\\.3 [A-Z0-9_]+, handshake [0-9.]+ ms, path kernel \\(TX and RX\\)\$"
+	is "python3 http.server: TlsTxSw and TlsRxSw rose by exactly 1 each" "$(delta TlsTxSw) $(delta TlsRxSw)" "1 1"
+	srv_stop python
+fi
+
+# ---- --ktls off ------------------------------------------------------------------------------
+
+if srv_start off $OFF --ktls off -- "$BIN/sendfile_srv" $OFF http "$WWW"; then
+	if grep -q "listening with TLS on port $OFF; ATLAS_KTLS=off; path userspace (ATLAS_KTLS=off)" "$T/off.log"; then
+		pass "--ktls off: the listener's log line says ATLAS_KTLS=off, path userspace"
+	else
+		fail "--ktls off: the listener's log line does not say ATLAS_KTLS=off, path userspace"
+		note_out "$T/off.log"
+	fi
+	for v in 1.3:TLS_CHACHA20_POLY1305_SHA256 1.2:ECDHE-ECDSA-AES256-GCM-SHA384; do
+		ver=${v%%:*} cipher=${v#*:}
+		mark off
+		snap
+		client off --port $OFF --tls "$ver" --cipher "$cipher" --get /big.bin
+		get_ok "--ktls off TLS $ver $cipher" off
+		line_ok "--ktls off TLS $ver $cipher" off ": TLSv$ver $cipher, handshake [0-9.]+ ms, path userspace \\(ATLAS_KTLS=off\\)\$"
+		is "--ktls off TLS $ver $cipher: TlsTxSw, TlsRxSw, TlsCurrTxSw, TlsCurrRxSw do not move" \
+			"$(delta TlsTxSw) $(delta TlsRxSw) $(delta TlsCurrTxSw) $(delta TlsCurrRxSw)" "0 0 0 0"
+	done
+	srv_stop off
+fi
+
+inner_done
+EOF
+
+ktls_uml apps -- "$IN"
+finish
