@@ -12,6 +12,12 @@
 . "$E2E_DIR/ktls-lib.sh"
 
 ktls_setup
+for prog in /usr/sbin/nginx curl; do
+	command -v "$prog" >/dev/null || {
+		fail "$SCENARIO: $prog missing (apt-get install ${prog##*/})"
+		exit 1
+	}
+done
 IN=$T/inner-32.sh
 ktls_inner "$IN"
 cat >>"$IN" <<'EOF'

@@ -404,7 +404,7 @@ out:
 		rsp->end = "error:short_body";
 }
 
-static int do_get(SSL *ssl, int fd, const struct opts *o)
+static int do_get(SSL *ssl, const struct opts *o)
 {
 	char req[2048], why[256];
 	struct response rsp;
@@ -473,7 +473,6 @@ static int do_get(SSL *ssl, int fd, const struct opts *o)
 		if (strcmp(end, "close_notify") != 0 || extra)
 			ok = 0;
 	}
-	(void)fd;
 	return ok ? 0 : 1;
 }
 
@@ -682,8 +681,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		usage();
 	if (o->tls != NULL && strcmp(o->tls, "1.2") != 0 && strcmp(o->tls, "1.3") != 0)
 		usage();
-	if (o->requests < 1 || (o->get && o->keyupdate && o->requests < 2))
-		o->requests = o->keyupdate ? 2 : o->requests < 1 ? 1 : o->requests;
+	if (o->requests < 1)
+		usage();
+	if (o->get != NULL && o->keyupdate)
+		o->requests = 2; /* one response, the KeyUpdate, one more request */
 	if (o->echo == 0 && (o->keyupdate || o->alert || o->renegotiate))
 		usage();
 }
@@ -769,7 +770,7 @@ int main(int argc, char **argv)
 	       SSL_get_cipher_name(ssl));
 
 	if (o.get != NULL)
-		rc = do_get(ssl, fd, &o);
+		rc = do_get(ssl, &o);
 	else
 		rc = do_echo(ssl, fd, &sb, &o);
 	SSL_free(ssl);
