@@ -135,19 +135,26 @@ static ssize_t tls_recv_buf(int fd, void *buf, size_t len, int flags)
 
 /*
  * A kernel-RX read that failed with EIO met a record that is not data (an
- * alert, a KeyUpdate): Atlas reads and handles it (offload.c). Anything else
- * goes back to the host as the kernel said it.
+ * alert, a KeyUpdate): Atlas reads and handles it (offload.c); one that reads
+ * as end of file leaves errno as saved_errno, its value before the call, as a
+ * successful read(2) would. EBADMSG (a record that failed authentication) is
+ * logged and goes back to the host; anything else goes back as it is.
  */
-static ssize_t kernel_rx_done(int fd, ssize_t r, int flags)
+static ssize_t kernel_rx_done(int fd, ssize_t r, int flags, int saved_errno)
 {
 	struct atlas_conn *c;
 
-	if (__builtin_expect(r >= 0 || errno != EIO, 1))
+	if (__builtin_expect(r >= 0 || (errno != EIO && errno != EBADMSG), 1))
 		return r;
 	c = enter(fd);
 	if (c == NULL)
 		return -1;
-	r = atlas_offload_control(c, fd, flags);
+	if (errno == EBADMSG) {
+		atlas_offload_bad_record(c, fd);
+		r = -1;
+	} else {
+		r = atlas_offload_control(c, fd, flags, saved_errno);
+	}
 	leave(c);
 	return r;
 }
@@ -164,8 +171,11 @@ ATLAS_HOOK ssize_t read(int fd, void *buf, size_t len)
 	switch (route_rx(fd)) {
 	case ROUTE_LIBC:
 		return REAL(read)(fd, buf, len);
-	case ROUTE_KERNEL:
-		return kernel_rx_done(fd, REAL(read)(fd, buf, len), 0);
+	case ROUTE_KERNEL: {
+		int saved = errno;
+
+		return kernel_rx_done(fd, REAL(read)(fd, buf, len), 0, saved);
+	}
 	default:
 		return tls_recv_buf(fd, buf, len, 0);
 	}
@@ -176,8 +186,11 @@ ATLAS_HOOK ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
 	switch (route_rx(fd)) {
 	case ROUTE_LIBC:
 		return REAL(read_chk)(fd, buf, len, buflen);
-	case ROUTE_KERNEL:
-		return kernel_rx_done(fd, REAL(read_chk)(fd, buf, len, buflen), 0);
+	case ROUTE_KERNEL: {
+		int saved = errno;
+
+		return kernel_rx_done(fd, REAL(read_chk)(fd, buf, len, buflen), 0, saved);
+	}
 	default:
 		if (len > buflen)
 			__chk_fail();
@@ -190,8 +203,11 @@ ATLAS_HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 	switch (route_rx(fd)) {
 	case ROUTE_LIBC:
 		return REAL(readv)(fd, iov, iovcnt);
-	case ROUTE_KERNEL:
-		return kernel_rx_done(fd, REAL(readv)(fd, iov, iovcnt), 0);
+	case ROUTE_KERNEL: {
+		int saved = errno;
+
+		return kernel_rx_done(fd, REAL(readv)(fd, iov, iovcnt), 0, saved);
+	}
 	default:
 		break;
 	}
@@ -208,8 +224,11 @@ ATLAS_HOOK ssize_t recv(int fd, void *buf, size_t len, int flags)
 
 	if (r == ROUTE_LIBC || (flags & MSG_ERRQUEUE))
 		return REAL(recv)(fd, buf, len, flags);
-	if (r == ROUTE_KERNEL)
-		return kernel_rx_done(fd, REAL(recv)(fd, buf, len, flags), flags);
+	if (r == ROUTE_KERNEL) {
+		int saved = errno;
+
+		return kernel_rx_done(fd, REAL(recv)(fd, buf, len, flags), flags, saved);
+	}
 	return tls_recv_buf(fd, buf, len, flags);
 }
 
@@ -219,8 +238,12 @@ ATLAS_HOOK ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int 
 
 	if (r == ROUTE_LIBC || (flags & MSG_ERRQUEUE))
 		return REAL(recv_chk)(fd, buf, len, buflen, flags);
-	if (r == ROUTE_KERNEL)
-		return kernel_rx_done(fd, REAL(recv_chk)(fd, buf, len, buflen, flags), flags);
+	if (r == ROUTE_KERNEL) {
+		int saved = errno;
+
+		return kernel_rx_done(fd, REAL(recv_chk)(fd, buf, len, buflen, flags), flags,
+				      saved);
+	}
 	if (len > buflen)
 		__chk_fail();
 	return tls_recv_buf(fd, buf, len, flags);
@@ -233,9 +256,13 @@ ATLAS_HOOK ssize_t recvfrom(int fd, void *buf, size_t len, int flags, __SOCKADDR
 
 	if (r == ROUTE_LIBC || (flags & MSG_ERRQUEUE))
 		return REAL(recvfrom)(fd, buf, len, flags, addr.__sockaddr__, addrlen);
-	if (r == ROUTE_KERNEL)
+	if (r == ROUTE_KERNEL) {
+		int saved = errno;
+
 		return kernel_rx_done(
-			fd, REAL(recvfrom)(fd, buf, len, flags, addr.__sockaddr__, addrlen), flags);
+			fd, REAL(recvfrom)(fd, buf, len, flags, addr.__sockaddr__, addrlen), flags,
+			saved);
+	}
 	fill_peer(fd, addr.__sockaddr__, addrlen);
 	return tls_recv_buf(fd, buf, len, flags);
 }
@@ -247,11 +274,14 @@ ATLAS_HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, 
 
 	if (r == ROUTE_LIBC || (flags & MSG_ERRQUEUE))
 		return REAL(recvfrom_chk)(fd, buf, len, buflen, flags, addr.__sockaddr__, addrlen);
-	if (r == ROUTE_KERNEL)
+	if (r == ROUTE_KERNEL) {
+		int saved = errno;
+
 		return kernel_rx_done(
 			fd,
 			REAL(recvfrom_chk)(fd, buf, len, buflen, flags, addr.__sockaddr__, addrlen),
-			flags);
+			flags, saved);
+	}
 	if (len > buflen)
 		__chk_fail();
 	fill_peer(fd, addr.__sockaddr__, addrlen);
@@ -265,13 +295,14 @@ ATLAS_HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, 
 static ssize_t kernel_recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	void *control = msg->msg_control;
+	int saved = errno;
 	ssize_t r;
 
 	msg->msg_control = NULL;
 	msg->msg_controllen = 0;
 	r = REAL(recvmsg)(fd, msg, flags);
 	msg->msg_control = control;
-	return kernel_rx_done(fd, r, flags);
+	return kernel_rx_done(fd, r, flags, saved);
 }
 
 ATLAS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)

@@ -71,7 +71,13 @@ static void explain(char *why, size_t whylen, const char *step, int err)
 
 	switch (err) {
 	case ENOENT:
-		what = "the kernel has no tls ULP (CONFIG_TLS; try modprobe tls)";
+		/* From TCP_ULP: no tls module. From TLS_TX/TLS_RX: the kernel's crypto has no
+		 * implementation of the cipher (a module such as gcm or chacha20poly1305). */
+		what = strcmp(step, "TCP_ULP tls") == 0
+			       ? "the kernel has no tls ULP (CONFIG_TLS; try modprobe tls)"
+			       : "the kernel's crypto API cannot provide this cipher (its module "
+				 "is "
+				 "not loaded)";
 		break;
 	case ENOTCONN:
 		what = "the socket is not connected";

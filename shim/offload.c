@@ -185,7 +185,7 @@ static ssize_t handle_record(struct atlas_conn *c, int fd, unsigned char type,
 	}
 }
 
-ssize_t atlas_offload_control(struct atlas_conn *c, int fd, int flags)
+ssize_t atlas_offload_control(struct atlas_conn *c, int fd, int flags, int saved_errno)
 {
 	unsigned char *rec;
 	unsigned char type;
@@ -215,19 +215,39 @@ ssize_t atlas_offload_control(struct atlas_conn *c, int fd, int flags)
 	free(rec);
 out:
 	pthread_mutex_unlock(&c->lock);
+	if (r == 0)
+		errno = saved_errno; /* end of file is a success: errno as before the call */
 	return r;
+}
+
+void atlas_offload_bad_record(struct atlas_conn *c, int fd)
+{
+	char who[128];
+	int saved = errno;
+
+	if (atlas_log_enabled(ATLAS_LOG_INFO))
+		atlas_log(ATLAS_LOG_INFO,
+			  "%s: a record from the client failed authentication (EBADMSG): "
+			  "tampered with or corrupted in transit",
+			  atlas_conn_describe(c, fd, who, sizeof(who)));
+	errno = saved;
 }
 
 ssize_t atlas_offload_recv(struct atlas_conn *c, int fd, struct iovec *iov, int iovcnt, int flags)
 {
 	/* No control buffer: with one, the kernel would return an alert's bytes as data. */
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };
+	int saved = errno;
 	ssize_t n;
 
 	if (__atomic_load_n(&c->rx_closed, __ATOMIC_ACQUIRE))
-		return atlas_offload_control(c, fd, flags);
+		return atlas_offload_control(c, fd, flags, saved);
 	n = atlas_real.recvmsg(fd, &msg, flags);
-	if (n >= 0 || errno != EIO)
+	if (n >= 0)
 		return n;
-	return atlas_offload_control(c, fd, flags);
+	if (errno == EBADMSG)
+		atlas_offload_bad_record(c, fd);
+	if (errno != EIO)
+		return n;
+	return atlas_offload_control(c, fd, flags, saved);
 }

@@ -52,9 +52,13 @@ ssize_t atlas_offload_recv(struct atlas_conn *c, int fd, struct iovec *iov, int 
 
 /*
  * A kernel-RX read failed with EIO: the next record is not data. Reads and
- * handles it; returns what the host's read returns (0 or -1 with errno).
+ * handles it; returns what the host's read returns: 0 with errno set back to
+ * saved_errno, or -1 with errno.
  */
-ssize_t atlas_offload_control(struct atlas_conn *c, int fd, int flags);
+ssize_t atlas_offload_control(struct atlas_conn *c, int fd, int flags, int saved_errno);
+
+/* A kernel-RX read failed with EBADMSG: a record failed authentication. Logs it; errno kept. */
+void atlas_offload_bad_record(struct atlas_conn *c, int fd);
 
 /* Sends close_notify through kernel TX, once, without waiting. */
 void atlas_offload_close_notify(struct atlas_conn *c, int fd);
