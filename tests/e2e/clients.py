@@ -106,17 +106,31 @@ def payload(args):
     return b""
 
 
+def send_dripped(sock, data, args):
+    """The first --drip-first bytes (all with 0) in --drip byte segments, --drip-ms apart; then the rest."""
+    if not args.drip:
+        if data:
+            sock.sendall(data)
+        return
+    head = len(data) if args.drip_first == 0 else min(args.drip_first, len(data))
+    for i in range(0, head, args.drip):
+        sock.sendall(data[i:min(i + args.drip, head)])
+        time.sleep(args.drip_ms / 1000)
+    if data[head:]:
+        sock.sendall(data[head:])
+
+
 def cmd_raw(args):
     """Send bytes (optionally a few at a time), then read until the server closes."""
     data = payload(args)
     t0 = time.monotonic()
     s = connect(args)
-    if args.drip:
-        for i in range(0, len(data), args.drip):
-            s.sendall(data[i:i + args.drip])
-            time.sleep(args.drip_ms / 1000)
-    elif data:
-        s.sendall(data)
+    try:
+        send_dripped(s, data, args)
+    except OSError as e:
+        out(send_failed=e.strerror)
+    if args.shut_wr:
+        s.shutdown(socket.SHUT_WR)
     got, how = read_until_close(s)
     out(sent=len(data), received=len(got), end=how,
         elapsed_ms=round((time.monotonic() - t0) * 1000, 1))
@@ -188,9 +202,7 @@ def cmd_drip(args):
             pass
         data = outb.read()
         if data and first:
-            for i in range(0, len(data), args.drip):
-                s.sendall(data[i:i + args.drip])
-                time.sleep(args.drip_ms / 1000)
+            send_dripped(s, data, args)
             first = False
         elif data:
             s.sendall(data)
@@ -201,16 +213,20 @@ def cmd_drip(args):
         inc.write(b)
     s.sendall(outb.read())
     out(handshake="ok", version=obj.version(), cipher=obj.cipher()[0])
-    obj.write(f"GET {args.path} HTTP/1.0\r\nHost: {args.host}\r\n\r\n".encode())
+    obj.write(f"GET {args.path} HTTP/1.0\r\nHost: {args.host}\r\nConnection: close\r\n\r\n".encode())
     s.sendall(outb.read())
     body = b""
-    while True:
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
         try:
-            body += obj.read(65536)
+            chunk = obj.read(65536)
+            if not chunk:
+                break
+            body += chunk
             continue
         except ssl.SSLWantReadError:
             pass
-        except ssl.SSLZeroReturnError:
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             break
         b = s.recv(65536)
         if not b:
@@ -307,6 +323,8 @@ def main():
         q.add_argument("--garbage", type=int, default=0)
         q.add_argument("--drip", type=int, default=0, help="bytes per segment")
         q.add_argument("--drip-ms", type=float, default=50)
+        q.add_argument("--drip-first", type=int, default=0, help="drip only the first N bytes (0: all)")
+        q.add_argument("--shut-wr", action="store_true", help="raw: half-close after sending")
         q.add_argument("--count", type=int, default=1)
         q.add_argument("--hold", type=float, default=60)
         q.add_argument("--workers", type=int, default=16)

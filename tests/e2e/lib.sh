@@ -12,6 +12,7 @@
 #   start_server NAME PORT[,PORT] -- CMD...   start, log to $T/NAME.log, wait until PORT listens
 #   stop_server NAME / stop_all         kill a server's process group (bounded), all of them
 #   bg_start NAME -- CMD...             a background helper (client), killed at exit
+#   stop_bg                             kill the background helpers now
 #   pass MSG / fail MSG / note MSG      "ok - MSG" / "not ok - MSG" / "# MSG"
 #   check DESC CMD...                   ok if CMD exits 0, else not ok with its output
 #   is_eq DESC GOT WANT / is_match DESC TEXT ERE / is_no_match DESC TEXT ERE
@@ -322,12 +323,18 @@ bg_start() {
 	BG_PIDS+=("$BG_PID")
 }
 
-stop_all() {
-	local name pid
+# stop_bg: kill every background helper started so far.
+stop_bg() {
+	local pid
 	for pid in "${BG_PIDS[@]}"; do
 		kill_group "$pid"
 	done
 	BG_PIDS=()
+}
+
+stop_all() {
+	local name
+	stop_bg
 	for name in "${!SERVER_PGID[@]}"; do
 		stop_server "$name"
 	done
