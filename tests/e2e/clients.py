@@ -9,6 +9,7 @@ timeout, so nothing here can hang a test.
   idle       hold N connections that send nothing (or a prefix), report who got closed
   drip       a TLS handshake whose ClientHello arrives a few bytes at a time
   churn      many connections of mixed kinds, concurrently (fd/memory leak hunting)
+  wire       one GET, keeping the raw bytes: was anything sent in plaintext after the handshake?
 """
 import argparse
 import concurrent.futures
@@ -238,6 +239,56 @@ def cmd_drip(args):
     return 0
 
 
+def cmd_wire(args):
+    """One HTTPS GET that also keeps every raw byte the server sent after the handshake:
+    a response that went out unencrypted shows as plaintext "HTTP/1." on the wire."""
+    ctx = make_ctx(args)
+    s = connect(args)
+    inc, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, outb, server_hostname=args.host)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pass
+        s.sendall(outb.read())
+        b = s.recv(65536)
+        if not b:
+            out(handshake="failed")
+            return 1
+        inc.write(b)
+    s.sendall(outb.read())
+    obj.write(f"GET {args.path} HTTP/1.0\r\nHost: {args.host}\r\n\r\n".encode())
+    s.sendall(outb.read())
+    raw = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            raw += b
+    except OSError as e:
+        out(recv_error=e.strerror)
+    i = raw.find(b"HTTP/1.")
+    out(handshake="ok", wire_bytes=len(raw), plaintext_http_on_wire="yes" if i >= 0 else "no")
+    if i >= 0:
+        out(plaintext=repr(raw[i:i + 60]))
+    inc.write(raw)
+    data = b""
+    try:
+        while True:
+            chunk = obj.read(65536)
+            if not chunk:
+                break
+            data += chunk
+    except ssl.SSLError as e:
+        out(tls_error=e.reason or str(e))
+    status, body = split_response(data)
+    out(status=status, body=body.decode("latin-1").strip())
+    return 0
+
+
 def churn_one(kind, args, hello, want_sha):
     """One connection of the given kind. Returns None when it behaved, else a description."""
     s = connect(args)
@@ -308,7 +359,7 @@ def cmd_churn(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("get", "raw", "idle", "drip", "churn"):
+    for name in ("get", "raw", "idle", "drip", "churn", "wire"):
         q = sub.add_parser(name)
         q.add_argument("--port", type=int, required=True)
         q.add_argument("--addr", default="127.0.0.1")
@@ -332,7 +383,8 @@ def main():
         q.add_argument("--kinds", default="tls,plain,close,garbage,tls_abort,half_hello,reset")
         q.add_argument("--expect", help="file whose content the tls kind must receive")
     args = p.parse_args()
-    return {"get": cmd_get, "raw": cmd_raw, "idle": cmd_idle, "drip": cmd_drip, "churn": cmd_churn}[args.cmd](args)
+    cmds = {"get": cmd_get, "raw": cmd_raw, "idle": cmd_idle, "drip": cmd_drip, "churn": cmd_churn, "wire": cmd_wire}
+    return cmds[args.cmd](args)
 
 
 if __name__ == "__main__":
