@@ -9,11 +9,13 @@ timeout, so nothing here can hang a test.
   idle       hold N connections that send nothing (or a prefix), report who got closed
   drip       a TLS handshake whose ClientHello arrives a few bytes at a time
   churn      many connections of mixed kinds, concurrently (fd/memory leak hunting)
+  wire       one GET, keeping the raw bytes: was anything sent in plaintext after the handshake?
 """
 import argparse
 import concurrent.futures
 import hashlib
 import os
+import re
 import select
 import signal
 import socket
@@ -106,17 +108,31 @@ def payload(args):
     return b""
 
 
+def send_dripped(sock, data, args):
+    """The first --drip-first bytes (all with 0) in --drip byte segments, --drip-ms apart; then the rest."""
+    if not args.drip:
+        if data:
+            sock.sendall(data)
+        return
+    head = len(data) if args.drip_first == 0 else min(args.drip_first, len(data))
+    for i in range(0, head, args.drip):
+        sock.sendall(data[i:min(i + args.drip, head)])
+        time.sleep(args.drip_ms / 1000)
+    if data[head:]:
+        sock.sendall(data[head:])
+
+
 def cmd_raw(args):
     """Send bytes (optionally a few at a time), then read until the server closes."""
     data = payload(args)
     t0 = time.monotonic()
     s = connect(args)
-    if args.drip:
-        for i in range(0, len(data), args.drip):
-            s.sendall(data[i:i + args.drip])
-            time.sleep(args.drip_ms / 1000)
-    elif data:
-        s.sendall(data)
+    try:
+        send_dripped(s, data, args)
+    except OSError as e:
+        out(send_failed=e.strerror)
+    if args.shut_wr:
+        s.shutdown(socket.SHUT_WR)
     got, how = read_until_close(s)
     out(sent=len(data), received=len(got), end=how,
         elapsed_ms=round((time.monotonic() - t0) * 1000, 1))
@@ -188,9 +204,7 @@ def cmd_drip(args):
             pass
         data = outb.read()
         if data and first:
-            for i in range(0, len(data), args.drip):
-                s.sendall(data[i:i + args.drip])
-                time.sleep(args.drip_ms / 1000)
+            send_dripped(s, data, args)
             first = False
         elif data:
             s.sendall(data)
@@ -201,16 +215,20 @@ def cmd_drip(args):
         inc.write(b)
     s.sendall(outb.read())
     out(handshake="ok", version=obj.version(), cipher=obj.cipher()[0])
-    obj.write(f"GET {args.path} HTTP/1.0\r\nHost: {args.host}\r\n\r\n".encode())
+    obj.write(f"GET {args.path} HTTP/1.0\r\nHost: {args.host}\r\nConnection: close\r\n\r\n".encode())
     s.sendall(outb.read())
     body = b""
-    while True:
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
         try:
-            body += obj.read(65536)
+            chunk = obj.read(65536)
+            if not chunk:
+                break
+            body += chunk
             continue
         except ssl.SSLWantReadError:
             pass
-        except ssl.SSLZeroReturnError:
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             break
         b = s.recv(65536)
         if not b:
@@ -218,6 +236,56 @@ def cmd_drip(args):
         inc.write(b)
     status, content = split_response(body)
     out(status=status, body_sha256=hashlib.sha256(content).hexdigest(), body_len=len(content))
+    return 0
+
+
+def cmd_wire(args):
+    """One HTTPS GET that also keeps every raw byte the server sent after the handshake:
+    a response that went out unencrypted shows as plaintext "HTTP/1." on the wire."""
+    ctx = make_ctx(args)
+    s = connect(args)
+    inc, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, outb, server_hostname=args.host)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pass
+        s.sendall(outb.read())
+        b = s.recv(65536)
+        if not b:
+            out(handshake="failed")
+            return 1
+        inc.write(b)
+    s.sendall(outb.read())
+    obj.write(f"GET {args.path} HTTP/1.0\r\nHost: {args.host}\r\n\r\n".encode())
+    s.sendall(outb.read())
+    raw = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            raw += b
+    except OSError as e:
+        out(recv_error=e.strerror)
+    i = raw.find(b"HTTP/1.")
+    out(handshake="ok", wire_bytes=len(raw), plaintext_http_on_wire="yes" if i >= 0 else "no")
+    if i >= 0:
+        out(plaintext=repr(raw[i:i + 60]))
+    inc.write(raw)
+    data = b""
+    try:
+        while True:
+            chunk = obj.read(65536)
+            if not chunk:
+                break
+            data += chunk
+    except ssl.SSLError as e:
+        out(tls_error=e.reason or str(e))
+    status, body = split_response(data)
+    out(status=status, body=body.decode("latin-1").strip())
     return 0
 
 
@@ -231,7 +299,7 @@ def churn_one(kind, args, hello, want_sha):
                 t.sendall(f"GET {args.path} HTTP/1.0\r\nHost: {args.host}\r\n\r\n".encode())
                 data, how = read_until_close(t)
             status, body = split_response(data)
-            if not status.startswith("HTTP/1.0 200") or hashlib.sha256(body).hexdigest() != want_sha:
+            if not re.match(r"HTTP/1\.[01] 200", status) or hashlib.sha256(body).hexdigest() != want_sha:
                 return f"tls: status {status!r}, {len(body)} body bytes, end {how}"
         elif kind == "tls_abort":
             ctx = make_ctx(args)
@@ -291,7 +359,7 @@ def cmd_churn(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("get", "raw", "idle", "drip", "churn"):
+    for name in ("get", "raw", "idle", "drip", "churn", "wire"):
         q = sub.add_parser(name)
         q.add_argument("--port", type=int, required=True)
         q.add_argument("--addr", default="127.0.0.1")
@@ -307,13 +375,16 @@ def main():
         q.add_argument("--garbage", type=int, default=0)
         q.add_argument("--drip", type=int, default=0, help="bytes per segment")
         q.add_argument("--drip-ms", type=float, default=50)
+        q.add_argument("--drip-first", type=int, default=0, help="drip only the first N bytes (0: all)")
+        q.add_argument("--shut-wr", action="store_true", help="raw: half-close after sending")
         q.add_argument("--count", type=int, default=1)
         q.add_argument("--hold", type=float, default=60)
         q.add_argument("--workers", type=int, default=16)
         q.add_argument("--kinds", default="tls,plain,close,garbage,tls_abort,half_hello,reset")
         q.add_argument("--expect", help="file whose content the tls kind must receive")
     args = p.parse_args()
-    return {"get": cmd_get, "raw": cmd_raw, "idle": cmd_idle, "drip": cmd_drip, "churn": cmd_churn}[args.cmd](args)
+    cmds = {"get": cmd_get, "raw": cmd_raw, "idle": cmd_idle, "drip": cmd_drip, "churn": cmd_churn, "wire": cmd_wire}
+    return cmds[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 # tests/e2e/lib.sh: what every end-to-end scenario (tests/e2e/NN-name.sh) sources.
+# shellcheck shell=bash
 #
 # A scenario starts real servers under ./atlas-preload.sh, talks to them with
 # real clients (curl, openssl s_client, gnutls-cli, python's ssl module) and
@@ -12,6 +13,7 @@
 #   start_server NAME PORT[,PORT] -- CMD...   start, log to $T/NAME.log, wait until PORT listens
 #   stop_server NAME / stop_all         kill a server's process group (bounded), all of them
 #   bg_start NAME -- CMD...             a background helper (client), killed at exit
+#   stop_bg                             kill the background helpers now
 #   pass MSG / fail MSG / note MSG      "ok - MSG" / "not ok - MSG" / "# MSG"
 #   check DESC CMD...                   ok if CMD exits 0, else not ok with its output
 #   is_eq DESC GOT WANT / is_match DESC TEXT ERE / is_no_match DESC TEXT ERE
@@ -189,13 +191,13 @@ make_certs() {
 		openssl x509 -req -in ca.csr -signkey ca.key -days 30 -extfile ca.ext -out ca.pem 2>/dev/null
 		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out int.key
 		openssl req -new -key int.key -subj "/CN=Atlas e2e test intermediate CA" -out int.csr
-		openssl x509 -req -in int.csr -CA ca.pem -CAkey ca.key -set_serial 0x$(openssl rand -hex 8) \
+		openssl x509 -req -in int.csr -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 8)" \
 			-days 30 -extfile int.ext -out int.pem 2>/dev/null
 		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.key
 		openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key 2>/dev/null
 		for k in ec rsa; do
 			openssl req -new -key $k.key -subj "/CN=localhost" -out $k.csr
-			openssl x509 -req -in $k.csr -CA int.pem -CAkey int.key -set_serial 0x$(openssl rand -hex 8) \
+			openssl x509 -req -in $k.csr -CA int.pem -CAkey int.key -set_serial "0x$(openssl rand -hex 8)" \
 				-days 30 -extfile leaf.ext -out $k-leaf.pem 2>/dev/null
 			cat $k-leaf.pem int.pem >$k.pem
 			openssl verify -CAfile ca.pem -untrusted int.pem $k-leaf.pem >/dev/null
@@ -322,12 +324,18 @@ bg_start() {
 	BG_PIDS+=("$BG_PID")
 }
 
-stop_all() {
-	local name pid
+# stop_bg: kill every background helper started so far.
+stop_bg() {
+	local pid
 	for pid in "${BG_PIDS[@]}"; do
 		kill_group "$pid"
 	done
 	BG_PIDS=()
+}
+
+stop_all() {
+	local name
+	stop_bg
 	for name in "${!SERVER_PGID[@]}"; do
 		stop_server "$name"
 	done

@@ -68,7 +68,10 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 def httpd(addr, port, directory):
     family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    cls = type("Server", (http.server.ThreadingHTTPServer,), {"address_family": family})
+    # socketserver's listen backlog is 5: a burst of clients would be dropped by the kernel
+    # before accept(), and never reach the server (nor Atlas) at all.
+    cls = type("Server", (http.server.ThreadingHTTPServer,),
+               {"address_family": family, "request_queue_size": 128})
     return cls((addr, port), functools.partial(Handler, directory=directory))
 
 
