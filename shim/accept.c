@@ -67,7 +67,8 @@ static int refuse(int fd, unsigned port, const char *why)
 	return -1;
 }
 
-int atlas_accept_adopt(int fd, int accept_flags)
+int atlas_accept_adopt(int fd, int accept_flags, const struct sockaddr *addr,
+		       const socklen_t *addrlen)
 {
 	unsigned port = local_port(fd);
 	struct atlas_conn *c, *stale = NULL;
@@ -94,6 +95,7 @@ int atlas_accept_adopt(int fd, int accept_flags)
 	c = atlas_conn_new((uint16_t)port, atlas_init_config.handshake_timeout_ms);
 	if (c == NULL)
 		return refuse(fd, port, "out of memory");
+	atlas_conn_set_peer(c, fd, addr, addrlen != NULL ? *addrlen : 0);
 	if (atlas_fdtab_set(fd, c, &stale) < 0) {
 		atlas_conn_put(c);
 		return refuse(fd, port, "the fd is beyond Atlas's fd table");

@@ -4,6 +4,8 @@
 #ifndef ATLAS_ACCEPT_H
 #define ATLAS_ACCEPT_H
 
+#include <sys/socket.h>
+
 /*
  * Called with the fd accept() just returned (and only when the library is
  * configured). A connection to a TLS port gets a slot in the fd table; any
@@ -14,9 +16,11 @@
  * A TLS connection's fd is made close-on-exec (unless accept_flags already
  * asked for SOCK_CLOEXEC, which saves the system call): its TLS state lives
  * in this process's memory, and a program started with exec(2) would write
- * plaintext to it.
+ * plaintext to it. addr and addrlen are what accept() filled in (may be NULL):
+ * the peer is kept for log lines without asking the socket again.
  */
-int atlas_accept_adopt(int fd, int accept_flags);
+int atlas_accept_adopt(int fd, int accept_flags, const struct sockaddr *addr,
+		       const socklen_t *addrlen);
 
 /*
  * Called after a successful listen(): a socket listening on a TLS port gets

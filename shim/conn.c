@@ -73,23 +73,32 @@ void atlas_conn_fd_forget(struct atlas_conn *c)
 	atlas_conn_put(c);
 }
 
+void atlas_conn_set_peer(struct atlas_conn *c, int fd, const struct sockaddr *addr, socklen_t len)
+{
+	socklen_t sl = sizeof(c->peer);
+
+	if (addr != NULL && len >= sizeof(struct sockaddr_in) &&
+	    (addr->sa_family == AF_INET ||
+	     (addr->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)))) {
+		memcpy(&c->peer, addr,
+		       addr->sa_family == AF_INET ? sizeof(c->peer.in) : sizeof(c->peer.in6));
+		return;
+	}
+	if (getpeername(fd, &c->peer.sa, &sl) < 0)
+		c->peer.sa.sa_family = AF_UNSPEC;
+}
+
 const char *atlas_conn_describe(const struct atlas_conn *c, int fd, char *buf, size_t len)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	char host[INET6_ADDRSTRLEN] = "?";
 	unsigned port = 0;
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET) {
-			const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-			inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-			port = ntohs(sin->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
-			inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-			port = ntohs(sin6->sin6_port);
-		}
+	if (c->peer.sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &c->peer.in.sin_addr, host, sizeof(host));
+		port = ntohs(c->peer.in.sin_port);
+	} else if (c->peer.sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, host, sizeof(host));
+		port = ntohs(c->peer.in6.sin6_port);
 	}
 	snprintf(buf, len, "fd %d peer %s:%u port %u", fd, host, port, c->port);
 	return buf;

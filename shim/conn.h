@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <openssl/ssl.h>
 
@@ -55,8 +57,14 @@ struct atlas_conn {
 	int io_fd;
 	/* The process that owns the TLS session (accepted or handshook it). */
 	pid_t pid;
-	/* The local port it was accepted on, for the log. */
+	/* The local port it was accepted on, and the peer, for the log (the peer's address is
+	 * gone from the socket once it resets). */
 	uint16_t port;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} peer;
 	/* The first bytes, read to classify the client, then replayed to OpenSSL. */
 	unsigned char sniff_len;
 	unsigned char sniff_off;
@@ -109,6 +117,9 @@ void atlas_conn_fd_put(struct atlas_conn *c, int fd);
  * (a raw syscall, say): drop the slot's reference without any I/O.
  */
 void atlas_conn_fd_forget(struct atlas_conn *c);
+
+/* Records the peer's address: from accept's own buffer when given (len bytes), else the socket. */
+void atlas_conn_set_peer(struct atlas_conn *c, int fd, const struct sockaddr *addr, socklen_t len);
 
 /* "fd 7 peer 127.0.0.1:40112 port 8443" into buf, for log lines. */
 const char *atlas_conn_describe(const struct atlas_conn *c, int fd, char *buf, size_t len);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "conn.h"
 
@@ -20,6 +21,8 @@ size_t atlas_fdtab_size;
 size_t atlas_fdtab_high;
 
 static pthread_mutex_t stripes[ATLAS_FDTAB_STRIPES];
+/* The process whose table this is: set at init and in every fork child. */
+static pid_t owner;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* fork(2) copies a lock held by another thread as held: take them all around it. */
@@ -35,11 +38,23 @@ static void fdtab_postfork(void)
 		pthread_mutex_unlock(&stripes[i]);
 }
 
+static void fdtab_child(void)
+{
+	owner = getpid();
+	fdtab_postfork();
+}
+
 static void fdtab_register_atfork(void)
 {
 	for (int i = 0; i < ATLAS_FDTAB_STRIPES; i++)
 		pthread_mutex_init(&stripes[i], NULL);
-	pthread_atfork(fdtab_prefork, fdtab_postfork, fdtab_postfork);
+	owner = getpid();
+	pthread_atfork(fdtab_prefork, fdtab_postfork, fdtab_child);
+}
+
+bool atlas_fdtab_owned(void)
+{
+	return getpid() == owner;
 }
 
 static pthread_mutex_t *stripe(int fd)

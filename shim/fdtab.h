@@ -10,6 +10,7 @@
 #ifndef ATLAS_FDTAB_H
 #define ATLAS_FDTAB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct atlas_conn;
@@ -18,6 +19,15 @@ extern struct atlas_conn **atlas_fdtab_slots;
 extern size_t atlas_fdtab_size;
 /* One past the highest fd ever given a slot: close_range() scans no further. */
 extern size_t atlas_fdtab_high;
+
+/*
+ * Is this process the table's owner? Not in a vfork(2) child (Python's
+ * subprocess uses vfork), which shares its parent's memory and so its table,
+ * and runs no atfork handler: such a child must not change the table (its
+ * close_range before exec would empty the parent's slots). Costs getpid(2):
+ * call it only on the paths that change the table.
+ */
+bool atlas_fdtab_owned(void);
 
 /* Maps the table, sized from RLIMIT_NOFILE's hard limit. 0, or -1 with errno. */
 int atlas_fdtab_init(void);

@@ -487,7 +487,7 @@ ATLAS_HOOK int accept(int fd, __SOCKADDR_ARG addr, socklen_t *addrlen)
 
 	if (nfd < 0 || atlas_init_mode == ATLAS_INERT)
 		return nfd;
-	return atlas_accept_adopt(nfd, 0);
+	return atlas_accept_adopt(nfd, 0, addr.__sockaddr__, addrlen);
 }
 
 ATLAS_HOOK int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *addrlen, int flags)
@@ -496,7 +496,7 @@ ATLAS_HOOK int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *addrlen, int flag
 
 	if (nfd < 0 || atlas_init_mode == ATLAS_INERT)
 		return nfd;
-	return atlas_accept_adopt(nfd, flags);
+	return atlas_accept_adopt(nfd, flags, addr.__sockaddr__, addrlen);
 }
 
 ATLAS_HOOK int listen(int fd, int backlog)
@@ -508,11 +508,18 @@ ATLAS_HOOK int listen(int fd, int backlog)
 	return r;
 }
 
-/* The last fd of a connection is going: close_notify goes out through it first. */
-static void release_slot(int fd)
+/*
+ * The last fd of a connection is going: close_notify goes out through it
+ * first. owned is atlas_fdtab_owned(): a vfork child closing its fds before
+ * exec shares our table but not our fds, and must leave the table alone.
+ */
+static void release_slot(int fd, bool owned)
 {
-	struct atlas_conn *c = atlas_fdtab_take(fd);
+	struct atlas_conn *c;
 
+	if (!owned)
+		return;
+	c = atlas_fdtab_take(fd);
 	if (c == NULL)
 		return;
 	atlas_crash_enter();
@@ -523,19 +530,24 @@ static void release_slot(int fd)
 ATLAS_HOOK int close(int fd)
 {
 	if (ours(fd))
-		release_slot(fd);
+		release_slot(fd, atlas_fdtab_owned());
 	return REAL(close)(fd);
 }
 
 ATLAS_HOOK int close_range(unsigned int first, unsigned int last, int flags)
 {
 	size_t high = __atomic_load_n(&atlas_fdtab_high, __ATOMIC_RELAXED);
+	int owned = -1; /* asked once, and only if a slot is in the range */
 
 	/* CLOSE_RANGE_CLOEXEC only marks the fds; they stay open until exec. */
 	if (!(flags & CLOSE_RANGE_CLOEXEC) && atlas_crash_depth == 0)
-		for (size_t fd = first; fd <= last && fd < high; fd++)
-			if (atlas_fdtab_peek((int)fd) != NULL)
-				release_slot((int)fd);
+		for (size_t fd = first; fd <= last && fd < high; fd++) {
+			if (atlas_fdtab_peek((int)fd) == NULL)
+				continue;
+			if (owned < 0)
+				owned = atlas_fdtab_owned();
+			release_slot((int)fd, owned);
+		}
 	return REAL(close_range)(first, last, flags);
 }
 
@@ -563,8 +575,15 @@ ATLAS_HOOK int shutdown(int fd, int how)
  */
 static int share(int oldfd, int newfd, bool cloexec)
 {
-	struct atlas_conn *c = atlas_fdtab_get(oldfd), *stale = NULL;
+	struct atlas_conn *c, *stale = NULL;
 
+	if (!atlas_fdtab_owned()) {
+		/* A vfork child (see release_slot): not its table, but its fd must not outlive exec. */
+		if (!cloexec)
+			REAL(fcntl)(newfd, F_SETFD, FD_CLOEXEC);
+		return newfd;
+	}
+	c = atlas_fdtab_get(oldfd);
 	if (c == NULL)
 		return newfd;
 	if (atlas_fdtab_set(newfd, c, &stale) < 0) {
@@ -597,7 +616,7 @@ static int tls_dup_onto(int oldfd, int newfd, int flags, bool is_dup3)
 	if (REAL(fcntl)(oldfd, F_GETFD) < 0)
 		return -1; /* EBADF, and newfd must stay as it is */
 	if (oldfd != newfd && ours(newfd))
-		release_slot(newfd);
+		release_slot(newfd, atlas_fdtab_owned());
 	r = is_dup3 ? REAL(dup3)(oldfd, newfd, flags) : REAL(dup2)(oldfd, newfd);
 	if (r < 0 || oldfd == newfd || !ours(oldfd))
 		return r;
