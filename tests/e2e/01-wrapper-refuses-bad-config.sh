@@ -74,16 +74,31 @@ refuses "a --cert file that does not exist" "--cert.*$T/nope.pem" \
 refuses "a --key file that does not exist" "--key.*$T/nope.key" \
 	--cert "$EC_CERT" --key "$T/nope.key" --ports "$P" "${cmd[@]}"
 
-# Unreadable: root reads a mode-000 file anyway, so the wrapper runs as nobody.
+# Unreadable: root reads a mode-000 file anyway, so the wrapper runs as nobody. nobody must
+# reach everything but the one unreadable file: $T (mktemp's mode 700) becomes traversable, and
+# the wrapper runs from a copy there (the clone itself may sit under a directory nobody cannot
+# enter; the wrapper refuses before it looks for the library).
 mkdir -p "$T/nb"
 cp "$EC_CERT" "$T/nb/cert.pem"
 cp "$EC_KEY" "$T/nb/key.pem"
+chmod 711 "$T"
 chmod 755 "$T/nb"
-chmod 644 "$T/nb/cert.pem"
-chmod 000 "$T/nb/key.pem"
+chmod 644 "$T/nb/cert.pem" "$T/nb/key.pem"
+ATLAS_AS_ROOT=$ATLAS
 if [ "$(id -u)" -eq 0 ]; then
 	AS_USER=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	cp "$ATLAS" "$T/nb/atlas-preload.sh"
+	chmod 755 "$T/nb/atlas-preload.sh"
+	ATLAS=$T/nb/atlas-preload.sh
+	# Control: as nobody, the readable pair gets past the file checks (to the missing library).
+	run_wrapper --cert "$T/nb/cert.pem" --key "$T/nb/key.pem" --ports "$P" "${cmd[@]}"
+	if printf '%s\n' "$ERR" | grep -q 'cannot read'; then
+		fail "control: nobody cannot read a mode-644 file in the test directory: $ERR"
+	else
+		pass "control: nobody reads the test directory's readable files (so mode 000 is what is refused)"
+	fi
 fi
+chmod 000 "$T/nb/key.pem"
 refuses "an unreadable --key (mode 000, run as $([ ${#AS_USER[@]} -gt 0 ] && echo nobody || id -un))" \
 	"--key.*$T/nb/key.pem" --cert "$T/nb/cert.pem" --key "$T/nb/key.pem" --ports "$P" "${cmd[@]}"
 chmod 644 "$T/nb/key.pem"
@@ -91,6 +106,7 @@ chmod 000 "$T/nb/cert.pem"
 refuses "an unreadable --cert (mode 000)" "--cert.*$T/nb/cert.pem" \
 	--cert "$T/nb/cert.pem" --key "$T/nb/key.pem" --ports "$P" "${cmd[@]}"
 AS_USER=()
+ATLAS=$ATLAS_AS_ROOT
 
 refuses "a key that does not match the certificate (RSA key, ECDSA cert)" "does not match" \
 	--cert "$EC_CERT" --key "$RSA_KEY" --ports "$P" "${cmd[@]}"
