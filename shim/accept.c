@@ -96,13 +96,14 @@ int atlas_accept_adopt(int fd, int accept_flags, const struct sockaddr *addr,
 	if (c == NULL)
 		return refuse(fd, port, "out of memory");
 	atlas_conn_set_peer(c, fd, addr, addrlen != NULL ? *addrlen : 0);
+	c->host_cloexec = (accept_flags & SOCK_CLOEXEC) != 0;
 	if (atlas_fdtab_set(fd, c, &stale) < 0) {
 		atlas_conn_put(c);
 		return refuse(fd, port, "the fd is beyond Atlas's fd table");
 	}
 	atlas_conn_fd_forget(stale);
-	atlas_conn_put(c); /* the slot holds its own reference now */
 	if (!(accept_flags & SOCK_CLOEXEC))
 		atlas_real.fcntl(fd, F_SETFD, FD_CLOEXEC);
+	atlas_conn_put(c); /* the slot holds its own reference now */
 	return fd;
 }

@@ -79,6 +79,10 @@ struct atlas_conn {
 	unsigned char rx_closed;
 	/* Kernel TX: our close_notify went out. */
 	unsigned char tx_closed;
+	/* Whether the host asked for close-on-exec (accept4's SOCK_CLOEXEC, F_SETFD): Atlas forces
+	 * it while the TLS state lives in the process, and gives the host its choice back once
+	 * the kernel has the connection. */
+	unsigned char host_cloexec;
 	/* TLS 1.3: the client application traffic secret, until kernel RX has it; then wiped. */
 	unsigned char rx_secret_len;
 	unsigned char rx_secret[ATLAS_SECRET_MAX];

@@ -85,6 +85,19 @@ static inline enum route route_rx(int fd)
 	return ROUTE_ATLAS;
 }
 
+/*
+ * Is fd a TLS connection whose state lives in this process (anything but the
+ * full kernel path)? Such an fd must not reach another program: it stays
+ * close-on-exec and is not passed over SCM_RIGHTS. On the kernel path the
+ * socket carries its own keys, and the fd may go where the host sends it.
+ */
+static inline bool bound_to_process(int fd)
+{
+	struct atlas_conn *c = atlas_fdtab_peek(fd);
+
+	return c != NULL && atlas_conn_path(c) != ATLAS_PATH_KERNEL;
+}
+
 /* Takes the connection for one call; NULL (EBADF) if a concurrent close got there first. */
 static struct atlas_conn *enter(int fd)
 {
@@ -401,7 +414,7 @@ static bool passes_tls_fd(const struct msghdr *msg)
 			int passed;
 
 			memcpy(&passed, data + i * sizeof(int), sizeof(int));
-			if (atlas_fdtab_peek(passed) == NULL)
+			if (!bound_to_process(passed))
 				continue;
 			atlas_error("fd %d: a TLS connection cannot be passed to another process "
 				    "(SCM_RIGHTS): its TLS state lives in this one",
@@ -579,7 +592,7 @@ static int share(int oldfd, int newfd, bool cloexec)
 
 	if (!atlas_fdtab_owned()) {
 		/* A vfork child (see release_slot): not its table, but its fd must not outlive exec. */
-		if (!cloexec)
+		if (!cloexec && bound_to_process(oldfd))
 			REAL(fcntl)(newfd, F_SETFD, FD_CLOEXEC);
 		return newfd;
 	}
@@ -594,7 +607,7 @@ static int share(int oldfd, int newfd, bool cloexec)
 	}
 	atlas_conn_fd_forget(stale);
 	atlas_conn_put(c);
-	if (!cloexec)
+	if (!cloexec && bound_to_process(newfd))
 		REAL(fcntl)(newfd, F_SETFD, FD_CLOEXEC);
 	return newfd;
 }
@@ -641,9 +654,15 @@ static int tls_fcntl(int fd, int cmd, void *arg)
 {
 	int r;
 
-	/* A TLS fd stays close-on-exec (see share()); every other flag is the host's. */
-	if (cmd == F_SETFD && ours(fd))
-		arg = (void *)((intptr_t)arg | FD_CLOEXEC);
+	/*
+	 * A TLS fd bound to this process stays close-on-exec (see share()); what the host
+	 * asked for is kept, and applies once the kernel has the connection (offload.c).
+	 */
+	if (cmd == F_SETFD && ours(fd)) {
+		atlas_fdtab_peek(fd)->host_cloexec = ((intptr_t)arg & FD_CLOEXEC) != 0;
+		if (bound_to_process(fd))
+			arg = (void *)((intptr_t)arg | FD_CLOEXEC);
+	}
 	r = REAL(fcntl)(fd, cmd, arg);
 	if (r < 0 || (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) || !ours(fd))
 		return r;
@@ -718,8 +737,9 @@ ATLAS_HOOK FILE *fdopen(int fd, const char *mode)
 }
 
 /*
- * The TLS fds are close-on-exec (accept.c, share()), so the new program never
- * sees them; say so, since a CGI-style server expects it to. Only execve(2)
+ * The TLS fds bound to this process are close-on-exec (accept.c, share()), so
+ * the new program never sees them; say so, since a CGI-style server expects it
+ * to. (A connection fully in the kernel follows exec like any socket.) Only execve(2)
  * itself is logged: glibc's execl/execv/execvp family calls its internal
  * __execve, which no hook sees (the fds are closed all the same).
  */
@@ -728,7 +748,7 @@ ATLAS_HOOK int execve(const char *path, char *const argv[], char *const envp[])
 	size_t high = __atomic_load_n(&atlas_fdtab_high, __ATOMIC_RELAXED);
 
 	for (size_t fd = 0; fd < high; fd++)
-		if (atlas_fdtab_peek((int)fd) != NULL)
+		if (bound_to_process((int)fd))
 			atlas_warn(
 				"fd %zu: a TLS connection cannot follow exec of %s (its TLS state "
 				"lives in this process): the new program will not have it",

@@ -101,6 +101,9 @@ int atlas_offload_finish(struct atlas_conn *c, int fd, char *desc, size_t descle
 		SSL_free(c->ssl);
 		c->ssl = NULL;
 		c->path = ATLAS_PATH_KERNEL;
+		/* The socket carries its own keys now: it may follow exec as the host wanted. */
+		if (!c->host_cloexec)
+			atlas_real.fcntl(fd, F_SETFD, 0);
 		snprintf(desc, desclen, "kernel (TX and RX)");
 		return 0;
 	}
