@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "engine.h"
+#include "ready.h"
 
 struct atlas_conn *atlas_conn_new(uint16_t port, unsigned handshake_timeout_ms)
 {
@@ -24,6 +25,7 @@ struct atlas_conn *atlas_conn_new(uint16_t port, unsigned handshake_timeout_ms)
 	c->refs = 1;
 	c->state = ATLAS_CONN_NEW;
 	c->io_fd = -1;
+	c->ep_fd = -1;
 	c->pid = getpid();
 	c->port = port;
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
@@ -46,6 +48,7 @@ void atlas_conn_put(struct atlas_conn *c)
 {
 	if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
+	atlas_ready_remove(c);
 	SSL_free(c->ssl);
 	OPENSSL_cleanse(c->rx_secret, sizeof(c->rx_secret));
 	pthread_mutex_destroy(&c->lock);

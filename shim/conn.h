@@ -14,6 +14,7 @@
 #include <sys/types.h>
 #include <time.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <openssl/ssl.h>
@@ -93,6 +94,13 @@ struct atlas_conn {
 	struct timespec deadline;
 	/* NULL until the first TLS record; freed once REFUSED or fully in the kernel. */
 	SSL *ssl;
+	/* ready.c: decrypted bytes wait in OpenSSL (the connection is on its list), and the
+	 * connection's epoll registration (epfd -1: none), guarded by ready.c's lock. */
+	unsigned char pending;
+	unsigned char ep_reported;
+	int ep_fd;
+	uint32_t ep_events;
+	epoll_data_t ep_data;
 };
 
 /* A new connection accepted on port, with one reference and no fd yet. NULL (ENOMEM). */

@@ -17,6 +17,7 @@
 #include "errmap.h"
 #include "log.h"
 #include "offload.h"
+#include "ready.h"
 #include "real.h"
 #include "sniff.h"
 #include "tls.h"
@@ -342,6 +343,7 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 			ERR_clear_error();
 			errno = 0; /* as above: SSL_ERROR_SYSCALL reads errno */
 			r = op(c->ssl, buf, len, &done);
+			atlas_ready_update(c);
 			if (r > 0) {
 				pthread_mutex_unlock(&c->lock);
 				return (ssize_t)done;
@@ -364,6 +366,7 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 			case ATLAS_ERRMAP_FATAL:
 			default:
 				mark_broken(c, fd, herr);
+				atlas_ready_update(c);
 				pthread_mutex_unlock(&c->lock);
 				errno = herr;
 				return -1;

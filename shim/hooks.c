@@ -28,6 +28,7 @@
 #include "init.h"
 #include "log.h"
 #include "offload.h"
+#include "ready.h"
 #include "real.h"
 
 #define ATLAS_HOOK __attribute__((visibility("default")))
@@ -754,4 +755,108 @@ ATLAS_HOOK int execve(const char *path, char *const argv[], char *const envp[])
 				"lives in this process): the new program will not have it",
 				fd, path);
 	return REAL(execve)(path, argv, envp);
+}
+
+/* ---- readiness (ready.c) ------------------------------------------------ */
+
+/*
+ * Each wait asks first whether any connection has decrypted bytes waiting in
+ * OpenSSL (one load). If one the host waits on does, the host must not sleep:
+ * the kernel is asked without a timeout and those connections are added.
+ */
+/*
+ * glibc declares poll's array write-only (attribute access), though events is
+ * read: GCC then calls reading it "maybe uninitialized". It is the caller's.
+ */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+ATLAS_HOOK int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	int r;
+
+	if (__builtin_expect(!atlas_ready_any(), 1) || !atlas_ready_poll_wanted(fds, n))
+		return REAL(poll)(fds, n, timeout);
+	r = REAL(poll)(fds, n, 0);
+	return r < 0 ? r : atlas_ready_poll_merge(fds, n, r);
+}
+
+ATLAS_HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
+		     const sigset_t *sigmask)
+{
+	static const struct timespec now = { 0, 0 };
+	int r;
+
+	if (__builtin_expect(!atlas_ready_any(), 1) || !atlas_ready_poll_wanted(fds, n))
+		return REAL(ppoll)(fds, n, timeout, sigmask);
+	r = REAL(ppoll)(fds, n, &now, sigmask);
+	return r < 0 ? r : atlas_ready_poll_merge(fds, n, r);
+}
+#pragma GCC diagnostic pop
+
+ATLAS_HOOK int select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
+		      struct timeval *timeout)
+{
+	struct timeval now = { 0, 0 };
+	fd_set asked;
+	int r;
+
+	if (__builtin_expect(!atlas_ready_any(), 1) || !atlas_ready_select_wanted(nfds, readfds))
+		return REAL(select)(nfds, readfds, writefds, exceptfds, timeout);
+	asked = *readfds;
+	r = REAL(select)(nfds, readfds, writefds, exceptfds, &now);
+	return r < 0 ? r : atlas_ready_select_merge(nfds, readfds, &asked, r);
+}
+
+ATLAS_HOOK int pselect(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
+		       const struct timespec *timeout, const sigset_t *sigmask)
+{
+	static const struct timespec now = { 0, 0 };
+	fd_set asked;
+	int r;
+
+	if (__builtin_expect(!atlas_ready_any(), 1) || !atlas_ready_select_wanted(nfds, readfds))
+		return REAL(pselect)(nfds, readfds, writefds, exceptfds, timeout, sigmask);
+	asked = *readfds;
+	r = REAL(pselect)(nfds, readfds, writefds, exceptfds, &now, sigmask);
+	return r < 0 ? r : atlas_ready_select_merge(nfds, readfds, &asked, r);
+}
+
+ATLAS_HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int r = REAL(epoll_ctl)(epfd, op, fd, ev);
+
+	if (r == 0 && __builtin_expect(atlas_fdtab_peek(fd) != NULL, 0))
+		atlas_ready_note_epoll(epfd, op, fd, ev);
+	return r;
+}
+
+/* The connections' k events first, then whatever the kernel has ready now, without waiting. */
+static int epoll_merge(int k, int kernel)
+{
+	return kernel < 0 ? k : k + kernel;
+}
+
+ATLAS_HOOK int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)
+{
+	int k;
+
+	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
+		return REAL(epoll_wait)(epfd, events, max, timeout);
+	k = atlas_ready_epoll_events(epfd, events, max);
+	if (k == 0)
+		return REAL(epoll_wait)(epfd, events, max, timeout);
+	return epoll_merge(k, REAL(epoll_wait)(epfd, events + k, max - k, 0));
+}
+
+ATLAS_HOOK int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout,
+			   const sigset_t *sigmask)
+{
+	int k;
+
+	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
+		return REAL(epoll_pwait)(epfd, events, max, timeout, sigmask);
+	k = atlas_ready_epoll_events(epfd, events, max);
+	if (k == 0)
+		return REAL(epoll_pwait)(epfd, events, max, timeout, sigmask);
+	return epoll_merge(k, REAL(epoll_pwait)(epfd, events + k, max - k, 0, sigmask));
 }

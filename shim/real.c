@@ -74,6 +74,12 @@ static void resolve_all(void)
 	RESOLVE(dup3, "dup3");
 	RESOLVE(fcntl, "fcntl64");
 	RESOLVE(poll, "poll");
+	RESOLVE(ppoll, "ppoll");
+	RESOLVE(select, "select");
+	RESOLVE(pselect, "pselect");
+	RESOLVE(epoll_ctl, "epoll_ctl");
+	RESOLVE(epoll_wait, "epoll_wait");
+	RESOLVE(epoll_pwait, "epoll_pwait");
 	RESOLVE(fdopen, "fdopen");
 	RESOLVE(execve, "execve");
 	RESOLVE(read_chk, "__read_chk");

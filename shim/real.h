@@ -9,6 +9,9 @@
 #define ATLAS_REAL_H
 
 #include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -41,6 +44,13 @@ struct atlas_real_table {
 	int (*dup3)(int, int, int);
 	int (*fcntl)(int, int, ...);
 	int (*poll)(struct pollfd *, nfds_t, int);
+	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+	int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
+		       const sigset_t *);
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	int (*epoll_wait)(int, struct epoll_event *, int, int);
+	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
 	FILE *(*fdopen)(int, const char *);
 	int (*execve)(const char *, char *const[], char *const[]);
 	ssize_t (*read_chk)(int, void *, size_t, size_t);
