@@ -73,12 +73,15 @@ int atlas_accept_adopt(int fd, int accept_flags, const struct sockaddr *addr,
 	unsigned port = local_port(fd);
 	struct atlas_conn *c, *stale = NULL;
 
-	if (port == 0)
+	if (port == 0 || (atlas_init_mode == ATLAS_SERVING &&
+			  !atlas_config_port_is_tls(&atlas_init_config, (uint16_t)port))) {
+		/* Not ours. A slot at this number is stale (its fd was closed where no hook saw). */
+		if (__builtin_expect(atlas_fdtab_peek(fd) != NULL, 0))
+			atlas_conn_fd_forget(atlas_fdtab_take(fd));
 		return fd;
+	}
 	switch (atlas_init_mode) {
 	case ATLAS_SERVING:
-		if (!atlas_config_port_is_tls(&atlas_init_config, (uint16_t)port))
-			return fd;
 		if (atlas_init_tls() == ATLAS_SERVING)
 			break;
 		return refuse(fd, port, atlas_init_refusal());

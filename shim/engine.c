@@ -644,10 +644,29 @@ ssize_t atlas_engine_splice_from(struct atlas_conn *c, int fd, int pipe_out, lof
 	return atlas_emul_splice_from(&src, pipe_out, off_out, len, flags);
 }
 
+void atlas_engine_abort_on_close(int fd)
+{
+	struct linger abort_close = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+}
+
+/* Did the host ask for an abortive close (SO_LINGER on with 0 s)? Then no close_notify. */
+static bool closes_abortively(int fd)
+{
+	struct linger l = { 0, 0 };
+	socklen_t len = sizeof(l);
+
+	return getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff && l.l_linger == 0;
+}
+
 /* Sends close_notify once; a blocking caller waits (to the handshake bound) until it is out. */
 static void send_close_notify(struct atlas_conn *c, int fd, bool wait)
 {
 	struct timespec deadline;
+
+	if (closes_abortively(fd))
+		return; /* a reset is what the host asked for: a close_notify would say "complete" */
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += 1; /* a peer that will not read must not hold the host for long */
@@ -679,6 +698,12 @@ static void send_close_notify(struct atlas_conn *c, int fd, bool wait)
 
 int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 {
+	/*
+	 * A socket set to close abortively (see atlas_engine_abort_on_close) must end in a
+	 * reset: a FIN now would let the client take a cut-short response as complete.
+	 */
+	if (how != SHUT_RD && closes_abortively(fd))
+		return 0;
 	if (how == SHUT_WR || how == SHUT_RDWR)
 		send_close_notify(c, fd, !fd_nonblocking(fd, 0));
 	return atlas_real.shutdown(fd, how);

@@ -43,6 +43,9 @@ ssize_t atlas_engine_splice_from(struct atlas_conn *c, int fd, int pipe_out, lof
 /* shutdown(2): SHUT_WR and SHUT_RDWR send close_notify first. */
 int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how);
 
+/* Makes the connection on fd close abortively (SO_LINGER 0: a reset, no close_notify). */
+void atlas_engine_abort_on_close(int fd);
+
 /*
  * The last fd of c in this process is about to be closed: send close_notify
  * without waiting, if this process owns an open session. Never fails.

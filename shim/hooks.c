@@ -18,6 +18,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "accept.h"
@@ -548,6 +549,29 @@ ATLAS_HOOK int close(int fd)
 	return REAL(close)(fd);
 }
 
+/*
+ * syscall(2) itself: some programs close sockets with syscall(SYS_close, fd)
+ * to avoid close's cancellation point (libuv, hence node, does). A close that
+ * no hook saw would leave a stale slot, and the next file or socket given that
+ * number would be taken for a TLS connection. The arguments are forwarded as
+ * glibc's own syscall() takes them: six machine words.
+ */
+ATLAS_HOOK long syscall(long number, ...)
+{
+	long a[6];
+	va_list ap;
+
+	va_start(ap, number);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (__builtin_expect(number == SYS_close, 0))
+		return close((int)a[0]);
+	if (__builtin_expect(number == SYS_close_range, 0))
+		return close_range((unsigned)a[0], (unsigned)a[1], (int)a[2]);
+	return REAL(syscall)(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
 ATLAS_HOOK int close_range(unsigned int first, unsigned int last, int flags)
 {
 	size_t high = __atomic_load_n(&atlas_fdtab_high, __ATOMIC_RELAXED);
@@ -748,12 +772,28 @@ ATLAS_HOOK int execve(const char *path, char *const argv[], char *const envp[])
 {
 	size_t high = __atomic_load_n(&atlas_fdtab_high, __ATOMIC_RELAXED);
 
-	for (size_t fd = 0; fd < high; fd++)
-		if (bound_to_process((int)fd))
+	for (size_t fd = 0; fd < high; fd++) {
+		if (!bound_to_process((int)fd))
+			continue;
+		if (fd > 2) {
 			atlas_warn(
 				"fd %zu: a TLS connection cannot follow exec of %s (its TLS state "
 				"lives in this process): the new program will not have it",
 				fd, path);
+			continue;
+		}
+		/*
+		 * On stdin, stdout or stderr the connection was meant for the new program
+		 * (CGI, inetd). It cannot have it, and a response cut short must not look
+		 * complete: the socket is set to close abortively (SO_LINGER 0), so when
+		 * the server closes it the client gets a reset, not a close_notify.
+		 */
+		atlas_error(
+			"fd %zu: %s was to be handed a TLS connection, which cannot follow exec "
+			"(its TLS state lives in this process): the connection will be reset",
+			fd, path);
+		atlas_engine_abort_on_close((int)fd);
+	}
 	return REAL(execve)(path, argv, envp);
 }
 

@@ -66,6 +66,7 @@ static void resolve_all(void)
 	RESOLVE(pread, "pread64");
 	RESOLVE(lseek, "lseek64");
 	RESOLVE(close, "close");
+	RESOLVE(syscall, "syscall");
 	RESOLVE(close_range, "close_range");
 	RESOLVE(setsockopt, "setsockopt");
 	RESOLVE(shutdown, "shutdown");

@@ -36,6 +36,7 @@ struct atlas_real_table {
 	ssize_t (*pread)(int, void *, size_t, off_t);
 	off_t (*lseek)(int, off_t, int);
 	int (*close)(int);
+	long (*syscall)(long, ...);
 	int (*close_range)(unsigned int, unsigned int, int);
 	int (*setsockopt)(int, int, int, const void *, socklen_t);
 	int (*shutdown)(int, int);
