@@ -8,6 +8,8 @@ the same request against a server's plaintext port is the baseline.
 
   pipeline   several GETs written at once (one TLS record), read the responses
   bigreq     one GET whose headers are larger than a server's read buffer
+With --delay-ms, the requests go out a while after the handshake, once the
+server waits for them in poll/epoll: they then arrive as one new event.
   echo       a payload to an echo service, in large writes, read back concurrently
 """
 import argparse
@@ -123,6 +125,17 @@ class Conn:
         return status.decode("latin-1"), body
 
 
+def pad_headers(n):
+    """n bytes of extra header lines (lines of up to 1000 bytes)."""
+    lines, i = [], 0
+    while n > 0:
+        k = min(n, 1000)
+        lines.append(f"X-Pad-{i}: " + "p" * max(1, k - 12) + "\r\n")
+        n -= k
+        i += 1
+    return "".join(lines)
+
+
 def request(args, path, last, extra=""):
     close = "Connection: close\r\n" if last else ""
     return f"GET {path} HTTP/1.1\r\nHost: {args.host}\r\n{extra}{close}\r\n".encode()
@@ -131,9 +144,11 @@ def request(args, path, last, extra=""):
 def cmd_pipeline(args):
     """All requests in one write: a TLS client sends them in one record."""
     paths = args.paths.split(",")
+    pad = pad_headers(args.pad)
     t0 = time.monotonic()
     c = Conn(args)
-    c.s.sendall(b"".join(request(args, p, i == len(paths) - 1) for i, p in enumerate(paths)))
+    time.sleep(args.delay_ms / 1000)
+    c.s.sendall(b"".join(request(args, p, i == len(paths) - 1, pad) for i, p in enumerate(paths)))
     got = 0
     for i, p in enumerate(paths):
         r = c.response()
@@ -147,15 +162,10 @@ def cmd_pipeline(args):
 
 def cmd_bigreq(args):
     """One GET with --pad bytes of extra headers (lines of 1000 bytes), in one write."""
-    lines, left, i = [], args.pad, 0
-    while left > 0:
-        n = min(left, 1000)
-        lines.append(f"X-Pad-{i}: " + "p" * max(1, n - 12) + "\r\n")
-        left -= n
-        i += 1
-    req = request(args, args.path, True, "".join(lines))
+    req = request(args, args.path, True, pad_headers(args.pad))
     t0 = time.monotonic()
     c = Conn(args)
+    time.sleep(args.delay_ms / 1000)
     c.s.sendall(req)
     r = c.response()
     if r is None:
@@ -278,7 +288,9 @@ def main():
         q.add_argument("--timeout", type=float, default=10)
         q.add_argument("--paths", default="/")
         q.add_argument("--path", default="/")
-        q.add_argument("--pad", type=int, default=12000)
+        q.add_argument("--pad", type=int, default=0, help="bytes of extra headers (per request)")
+        q.add_argument("--delay-ms", type=float, default=0,
+                       help="wait after connecting (and the handshake) before sending: the server is back in its wait")
         q.add_argument("--size", type=int, default=1 << 20)
         q.add_argument("--chunk", type=int, default=1 << 16)
     args = p.parse_args()
