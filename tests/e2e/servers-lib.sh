@@ -1,5 +1,5 @@
 # tests/e2e/servers-lib.sh: real servers under Atlas, the checks that
-# tests/e2e/40-servers*.sh (on the host: the userspace path) and
+# tests/e2e/40-servers.sh and 41-servers.sh (on the host: the userspace path) and
 # tests/e2e/45-servers-ktls.sh (inside User-Mode Linux: the kernel path) share.
 # Sourced after lib.sh (inside UML too: the inner script sources both).
 # shellcheck shell=bash
@@ -18,7 +18,8 @@
 # where a server takes one port):
 #   - small.txt and big.bin (SV_BIG_MB MiB) with curl, sha256;
 #   - keep-alive: curl URL URL URL on one connection (%{num_connects} 1 0 0),
-#     the bodies intact, one TLS connection in Atlas's log;
+#     the bodies intact, one TLS connection in Atlas's log (busybox httpd has no
+#     keep-alive: there "1 1 1", as its plaintext port shows, and 3 connections);
 #   - 32 concurrent curl clients, each for its own file, all intact;
 #   - wrk -t2 -c32 -dSV_WRK_SECS over https, no script: no "Socket errors" and
 #     no "Non-2xx" line;
@@ -31,12 +32,14 @@
 #     than nginx's 1 KiB client_header_buffer_size, under lighttpd's 8 KiB limit),
 #     in one TLS record, sent with the handshake and 200 ms after it (the server
 #     is back in poll/epoll then, and the whole request is one new event);
-#   - three pipelined requests (2.3 KB) in one TLS record, 200 ms after it;
+#   - three pipelined requests (2.3 KB) in one TLS record, 200 ms after it: three
+#     responses (one for busybox httpd, which answers one request per connection);
 #   - a handshake whose ClientHello drips in over ~2 s while 10 idle TCP clients
 #     are held, and meanwhile a curl client is served promptly: a non-blocking
 #     handshake must not stall an event loop.
 # Then sv_log_checks: every TLS connection line says SV_PATH_RE, no atlas
-# error/fatal/warn line, and the server is still running.
+# error/fatal/warn line, and the server is still running. Server-specific
+# checks (nginx's two workers, socat's echo, python's CGI) are in sv_<server>.
 
 SV_CLIENT=$E2E_DIR/servers-client.py
 SV_BIG_MB=${SV_BIG_MB:-64}
@@ -259,7 +262,7 @@ sv_plain_port() {
 	sv_fetch "$label: plaintext port $port" "$name" "$addr" "$port" small.txt http
 	sv_fetch "$label: plaintext port $port" "$name" "$addr" "$port" big.bin http
 	is_no_match "$label: plaintext port $port: Atlas logged nothing about it" \
-		"$(cat "$(server_log "$name")")" "^atlas: .* port $port[:;]"
+		"$(cat "$(server_log "$name")")" "^atlas: .* port ${port}[:;]"
 }
 
 # sv_http_check LABEL NAME ADDR TLSPORT PLAINNAME PLAINPORT [KEEPALIVE]: the common
@@ -391,9 +394,10 @@ sv_python() {
 }
 
 # 2. nginx: sendfile on, epoll, master and 2 workers (forked after listen), a
-# TLS listen and a plaintext listen.
+# TLS listen and a plaintext listen. The access log (by worker pid) shows that
+# both workers served TLS requests.
 sv_nginx() {
-	local tls plain label=nginx d=$T/nginx
+	local tls plain label=nginx d=$T/nginx n
 	sv_ports tls plain
 	mkdir -p "$d"
 	cat >"$d/nginx.conf" <<-EOF
@@ -404,7 +408,8 @@ sv_nginx() {
 		error_log stderr notice;
 		events { use epoll; worker_connections 512; }
 		http {
-			access_log off;
+			log_format bypid '\$pid \$server_port \$status';
+			access_log $d/access.log bypid;
 			sendfile on;
 			keepalive_timeout 30s;
 			client_body_temp_path $d/body;
@@ -429,6 +434,13 @@ sv_nginx() {
 			note_file "$(server_log nginx)"
 		fi
 		sv_http_check "$label" nginx 127.0.0.1 "$tls" nginx "$plain"
+		# Both workers (forked after listen, each with the settings the master read) served TLS.
+		n=$(awk -v p="$tls" '$2 == p { c[$1]++ } END { for (w in c) print "pid " w ": " c[w] }' "$d/access.log")
+		if [ "$(printf '%s\n' "$n" | grep -c .)" -ge 2 ]; then
+			pass "$label: both workers served TLS requests ($(echo $n))"
+		else
+			fail "$label: both workers served TLS requests (got: $(echo ${n:-none}))"
+		fi
 		sv_http_probes "$label" nginx 127.0.0.1 "$tls" "$plain"
 		sv_log_checks "$label" nginx "$tls"
 	else
@@ -564,7 +576,7 @@ sv_socat() {
 			note "$(tr '\n' ' ' <"$T/sv.echo.out")"
 		fi
 		is_no_match "$label: plaintext port $plain: Atlas logged nothing about it" \
-			"$(cat "$(server_log socat-plain)")" "^atlas: .* port $plain[:;]"
+			"$(cat "$(server_log socat-plain)")" "^atlas: .* port ${plain}[:;]"
 		sv_log_checks "$label" socat "$tls"
 	else
 		fail "$label: starts under Atlas"
