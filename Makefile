@@ -6,6 +6,10 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wformat-security
 CFLAGS ?= -O2 -g
 ATLAS_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -pthread $(CFLAGS)
 LIBS := -lssl -lcrypto -lunwind -ldl -pthread
+# The library carries its own OpenSSL, linked statically and hidden: a host that exports
+# OpenSSL's names itself (node's binary embeds one, without kTLS) would otherwise receive
+# every SSL_* call Atlas makes, since the executable comes first in symbol lookup.
+LIB_LIBS := -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic -Wl,--exclude-libs,ALL -lunwind -ldl -pthread
 
 BUILD := build
 LIB := $(BUILD)/libatlas.so
@@ -36,7 +40,7 @@ $(BUILD)/obj/%.o: shim/%.c $(HDRS) | $(BUILD)/obj
 
 $(LIB): $(OBJS) shim/atlas.map
 	$(CC) $(ATLAS_CFLAGS) -shared -Wl,--version-script=shim/atlas.map -Wl,-z,defs \
-		-o $@ $(OBJS) $(LIBS)
+		-o $@ $(OBJS) $(LIB_LIBS)
 
 $(BUILD)/obj:
 	mkdir -p $@

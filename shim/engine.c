@@ -651,12 +651,19 @@ void atlas_engine_abort_on_close(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
 }
 
-/* Did the host ask for an abortive close (SO_LINGER on with 0 s)? Then no close_notify. */
-static bool closes_abortively(int fd)
+/*
+ * Was the socket set to close abortively (SO_LINGER on with 0 s)? Then no close_notify.
+ * Only a connection on the userspace path is ever marked so (by the execve hook, in a
+ * child, which is why the mark is a socket option and not a flag); asking costs a
+ * system call, which the kernel path does not pay.
+ */
+static bool closes_abortively(const struct atlas_conn *c, int fd)
 {
 	struct linger l = { 0, 0 };
 	socklen_t len = sizeof(l);
 
+	if (atlas_conn_path(c) == ATLAS_PATH_KERNEL)
+		return false;
 	return getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff && l.l_linger == 0;
 }
 
@@ -665,7 +672,7 @@ static void send_close_notify(struct atlas_conn *c, int fd, bool wait)
 {
 	struct timespec deadline;
 
-	if (closes_abortively(fd))
+	if (closes_abortively(c, fd))
 		return; /* a reset is what the host asked for: a close_notify would say "complete" */
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -702,7 +709,7 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 	 * A socket set to close abortively (see atlas_engine_abort_on_close) must end in a
 	 * reset: a FIN now would let the client take a cut-short response as complete.
 	 */
-	if (how != SHUT_RD && closes_abortively(fd))
+	if (how != SHUT_RD && closes_abortively(c, fd))
 		return 0;
 	if (how == SHUT_WR || how == SHUT_RDWR)
 		send_close_notify(c, fd, !fd_nonblocking(fd, 0));

@@ -61,7 +61,8 @@ if serve pass; then
 fi
 
 if serve exec; then
-	# Raw bytes on the wire: nothing the exec'd child wrote may appear in clear.
+	# Raw bytes on the wire: nothing the exec'd child wrote may appear in clear, and the
+	# client must see an error (a reset), not a response that looks complete.
 	timeout 10 openssl s_client -connect "127.0.0.1:$port" -quiet -CAfile "$tmp/cert.pem" \
 		<<<$'GET / HTTP/1.0\r\n\r\n' >"$tmp/sclient.out" 2>&1
 	fetch_text=$(cat "$tmp/sclient.out")
@@ -71,6 +72,7 @@ if serve exec; then
 		bad "the exec'd child's output reached the client"
 	fi
 	wait "${pids[-1]}" 2>/dev/null
-	grep -q 'atlas: warn: fd 1: a TLS connection cannot follow exec of /usr/bin/printf' "$tmp/exec.err" &&
-		ok "exec logs which TLS fd stays behind" || bad "no exec log line: $(cat "$tmp/exec.err")"
+	grep -q 'atlas: error: fd 1: /usr/bin/printf was to be handed a TLS connection, which cannot follow exec' "$tmp/exec.err" &&
+		ok "exec logs that the TLS fd on stdout could not be handed over" ||
+		bad "no exec log line: $(cat "$tmp/exec.err")"
 fi
