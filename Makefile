@@ -23,7 +23,7 @@ HDRS := $(wildcard shim/*.h include/*.h)
 BUILD_PKGS := build-essential pkg-config libssl-dev libunwind-dev
 DEMO_PKGS := $(BUILD_PKGS) python3 curl openssl
 CHECK_PKGS := $(DEMO_PKGS) libcmocka-dev gnutls-bin procps clang-format \
-	user-mode-linux kmod iproute2 strace nginx
+	user-mode-linux kmod iproute2 strace nginx wrk busybox socat lighttpd nodejs
 
 .PHONY: all lib demo check unit unit-build e2e deps-demo deps-check clean format-check
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -701,6 +702,29 @@ static void send_close_notify(struct atlas_conn *c, int fd, bool wait)
 	}
 	ERR_clear_error();
 	pthread_mutex_unlock(&c->lock);
+}
+
+int atlas_engine_readable_bytes(struct atlas_conn *c, int fd, int *count)
+{
+	char peek[ATLAS_RECORD_MAX];
+	int queued = 0, pending = 0;
+	ssize_t n;
+
+	if (kernel_rx(c)) {
+		/* kTLS: a peek returns what is decrypted and ready, up to a record. */
+		n = atlas_real.recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
+		*count = n > 0 ? (int)n : 0;
+		return 0;
+	}
+	if (atlas_real.ioctl(fd, FIONREAD, &queued) < 0)
+		return -1;
+	pthread_mutex_lock(&c->lock);
+	if (c->state == ATLAS_CONN_OPEN && c->ssl != NULL)
+		pending = SSL_pending(c->ssl);
+	pthread_mutex_unlock(&c->lock);
+	/* Decrypted bytes first; else the ciphertext queued (at least that much is coming). */
+	*count = pending > 0 ? pending : queued;
+	return 0;
 }
 
 int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)

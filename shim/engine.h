@@ -40,6 +40,14 @@ ssize_t atlas_engine_splice_to(struct atlas_conn *c, int fd, int pipe_in, loff_t
 ssize_t atlas_engine_splice_from(struct atlas_conn *c, int fd, int pipe_out, loff_t *off_out,
 				 size_t len, unsigned flags);
 
+/*
+ * ioctl(FIONREAD) on a TLS fd: how many bytes a read would return now. The
+ * socket's own count is TCP's queue, which says 0 while plaintext waits in
+ * OpenSSL or, on the kernel path, decrypted in kTLS (nginx then waits for an
+ * event that never comes). 0, or -1 with errno.
+ */
+int atlas_engine_readable_bytes(struct atlas_conn *c, int fd, int *count);
+
 /* shutdown(2): SHUT_WR and SHUT_RDWR send close_notify first. */
 int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how);
 

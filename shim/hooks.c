@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -570,6 +571,27 @@ ATLAS_HOOK long syscall(long number, ...)
 	if (__builtin_expect(number == SYS_close_range, 0))
 		return close_range((unsigned)a[0], (unsigned)a[1], (int)a[2]);
 	return REAL(syscall)(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/* ioctl(2): FIONREAD (SIOCINQ) on a TLS fd counts plaintext (engine.c); the rest passes. */
+ATLAS_HOOK int ioctl(int fd, unsigned long request, ...)
+{
+	struct atlas_conn *c;
+	va_list ap;
+	void *arg;
+	int r;
+
+	va_start(ap, request);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (__builtin_expect(request != FIONREAD, 1) || !ours(fd) || arg == NULL)
+		return REAL(ioctl)(fd, request, arg);
+	c = enter(fd);
+	if (c == NULL)
+		return -1;
+	r = atlas_engine_readable_bytes(c, fd, arg);
+	leave(c);
+	return r;
 }
 
 ATLAS_HOOK int close_range(unsigned int first, unsigned int last, int flags)

@@ -67,6 +67,7 @@ static void resolve_all(void)
 	RESOLVE(lseek, "lseek64");
 	RESOLVE(close, "close");
 	RESOLVE(syscall, "syscall");
+	RESOLVE(ioctl, "ioctl");
 	RESOLVE(close_range, "close_range");
 	RESOLVE(setsockopt, "setsockopt");
 	RESOLVE(shutdown, "shutdown");

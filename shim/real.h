@@ -37,6 +37,7 @@ struct atlas_real_table {
 	off_t (*lseek)(int, off_t, int);
 	int (*close)(int);
 	long (*syscall)(long, ...);
+	int (*ioctl)(int, unsigned long, ...);
 	int (*close_range)(unsigned int, unsigned int, int);
 	int (*setsockopt)(int, int, int, const void *, socklen_t);
 	int (*shutdown)(int, int);
