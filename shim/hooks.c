@@ -728,16 +728,8 @@ ATLAS_HOOK int fcntl(int fd, int cmd, ...)
 	return tls_fcntl(fd, cmd, arg);
 }
 
-ATLAS_HOOK int fcntl64(int fd, int cmd, ...)
-{
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	return tls_fcntl(fd, cmd, arg);
-}
+/* The same function under glibc's 64-bit name (what python3 and nginx import). */
+ATLAS_HOOK int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
 
 /* ---- stdio and exec ----------------------------------------------------- */
 

@@ -50,8 +50,8 @@ void atlas_ready_update(struct atlas_conn *c)
 	/* Decrypted bytes only: a partial record in OpenSSL waits for the socket like any data. */
 	bool waiting = c->state == ATLAS_CONN_OPEN && c->ssl != NULL && SSL_pending(c->ssl) > 0;
 
-	if (waiting == (c->pending != 0) && !waiting)
-		return;
+	if (!waiting && !c->pending)
+		return; /* the common case: nothing waits, nothing listed */
 	pthread_mutex_lock(&list_lock);
 	if (waiting && !c->pending)
 		list_add(c);

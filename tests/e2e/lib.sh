@@ -10,7 +10,7 @@
 #
 #   make_certs                          CA, intermediate, ECDSA and RSA leaves (sets CA, EC_*, RSA_*)
 #   free_port [ADDR]                    an unused TCP port on ADDR (127.0.0.1)
-#   start_server NAME PORT[,PORT] -- CMD...   start, log to $T/NAME.log, wait until PORT listens
+#   start_server NAME PORT[,PORT] -- CMD...   start, log to $T/NAME.log, wait until PORT listens (START_SECS)
 #   stop_server NAME / stop_all         kill a server's process group (bounded), all of them
 #   bg_start NAME -- CMD...             a background helper (client), killed at exit
 #   stop_bg                             kill the background helpers now
@@ -35,6 +35,8 @@ SERVE=$E2E_DIR/serve.py
 SCENARIO=$(basename "$0" .sh)
 # A server that outlives its scenario (the EXIT trap never ran: SIGKILL) still dies by then.
 SERVER_LIFETIME=${ATLAS_E2E_SERVER_LIFETIME:-300}
+# How long start_server waits for a server to listen (a start inside UML takes seconds).
+START_SECS=${START_SECS:-10}
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/atlas-e2e-$SCENARIO.XXXXXX") || {
 	echo "not ok - $SCENARIO: cannot create a temp dir"
@@ -268,7 +270,7 @@ start_server() {
 	timeout -k 3 "$SERVER_LIFETIME" "$@" >"${SERVER_LOG[$name]}" 2>&1 </dev/null &
 	pgid=$!
 	SERVER_PGID[$name]=$pgid
-	deadline=$(($(date +%s) + 10))
+	deadline=$(($(date +%s) + START_SECS))
 	for p in ${ports//,/ }; do
 		while :; do
 			if ! kill -0 "$pgid" 2>/dev/null; then
@@ -278,7 +280,7 @@ start_server() {
 			fi
 			main=$(listener_in_group "$pgid" "$p") && break
 			if [ "$(date +%s)" -ge "$deadline" ]; then
-				note "server $name: port $p did not listen within 10 s"
+				note "server $name: port $p did not listen within $START_SECS s"
 				note_file "${SERVER_LOG[$name]}"
 				return 1
 			fi

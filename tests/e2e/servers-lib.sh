@@ -45,7 +45,7 @@ SV_CLIENT=$E2E_DIR/servers-client.py
 SV_BIG_MB=${SV_BIG_MB:-64}
 SV_WRK_SECS=${SV_WRK_SECS:-5}
 SV_PATH_RE=${SV_PATH_RE:-'path userspace \(the kernel has no tls ULP\)$'}
-SV_START_SECS=${SV_START_SECS:-10}
+START_SECS=${SV_START_SECS:-$START_SECS} # lib.sh start_server's listen deadline
 SV_PROMPT_MS=${SV_PROMPT_MS:-3000}
 SV_N_CONC=32
 
@@ -85,36 +85,6 @@ sv_www() {
 	for f in "$SV_WWW"/*.*; do
 		SV_SHA[${f##*/}]=$(sha256_of "$f")
 	done
-}
-
-# sv_start NAME PORT[,PORT...] -- CMD...: lib.sh's start_server, with SV_START_SECS
-# to listen (a server takes seconds to start inside UML). Killed by stop_all.
-sv_start() {
-	local name=$1 ports=$2 pgid main="" p deadline
-	shift 2
-	[ "${1:-}" = -- ] && shift
-	SERVER_LOG[$name]=$T/$name.log
-	timeout -k 3 "$SERVER_LIFETIME" "$@" >"${SERVER_LOG[$name]}" 2>&1 </dev/null &
-	pgid=$!
-	SERVER_PGID[$name]=$pgid
-	deadline=$(($(date +%s) + SV_START_SECS))
-	for p in ${ports//,/ }; do
-		while :; do
-			if ! kill -0 "$pgid" 2>/dev/null; then
-				note "server $name exited before port $p listened"
-				note_file "${SERVER_LOG[$name]}"
-				return 1
-			fi
-			main=$(listener_in_group "$pgid" "$p") && break
-			if [ "$(date +%s)" -ge "$deadline" ]; then
-				note "server $name: port $p did not listen within $SV_START_SECS s"
-				note_file "${SERVER_LOG[$name]}"
-				return 1
-			fi
-			sleep 0.05
-		done
-	done
-	SERVER_MAIN[$name]=$main
 }
 
 # sv_atlas PORTS: the wrapper's command line for TLS on PORTS, into SV_ATLAS.
@@ -381,8 +351,8 @@ sv_python() {
 	[ "$addr" = 127.0.0.1 ] || label="python3 http.server --bind $addr"
 	sv_ports tls plain
 	sv_atlas "$tls"
-	if sv_start py "$tls" -- "${SV_ATLAS[@]}" "$PY" -m http.server -p HTTP/1.1 --bind "$addr" -d "$SV_WWW" "$tls" &&
-		sv_start py-plain "$plain" -- "${SV_ATLAS[@]}" "$PY" -m http.server -p HTTP/1.1 --bind "$addr" -d "$SV_WWW" "$plain"; then
+	if start_server py "$tls" -- "${SV_ATLAS[@]}" "$PY" -m http.server -p HTTP/1.1 --bind "$addr" -d "$SV_WWW" "$tls" &&
+		start_server py-plain "$plain" -- "${SV_ATLAS[@]}" "$PY" -m http.server -p HTTP/1.1 --bind "$addr" -d "$SV_WWW" "$plain"; then
 		sv_http_check "$label" py "$addr" "$tls" py-plain "$plain"
 		sv_http_probes "$label" py "$addr" "$tls" "$plain"
 		sv_log_checks "$label" py "$tls"
@@ -426,7 +396,7 @@ sv_nginx() {
 		}
 	EOF
 	sv_atlas "$tls"
-	if sv_start nginx "$tls,$plain" -- "${SV_ATLAS[@]}" /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -e stderr; then
+	if start_server nginx "$tls,$plain" -- "${SV_ATLAS[@]}" /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -e stderr; then
 		if wait_until 10 bash -c "[ \$(pgrep -c -P $(server_pid nginx)) -ge 2 ]"; then
 			pass "$label: the master forked 2 workers after listening"
 		else
@@ -463,7 +433,7 @@ sv_lighttpd() {
 		\$SERVER["socket"] == "127.0.0.1:$plain" {}
 	EOF
 	sv_atlas "$tls"
-	if sv_start lighttpd "$tls,$plain" -- "${SV_ATLAS[@]}" /usr/sbin/lighttpd -D -f "$d/lighttpd.conf"; then
+	if start_server lighttpd "$tls,$plain" -- "${SV_ATLAS[@]}" /usr/sbin/lighttpd -D -f "$d/lighttpd.conf"; then
 		sv_http_check "$label" lighttpd 127.0.0.1 "$tls" lighttpd "$plain"
 		sv_http_probes "$label" lighttpd 127.0.0.1 "$tls" "$plain"
 		sv_log_checks "$label" lighttpd "$tls"
@@ -480,7 +450,7 @@ sv_node() {
 	local tls plain label="node http"
 	sv_ports tls plain
 	sv_atlas "$tls"
-	if sv_start node "$tls,$plain" -- "${SV_ATLAS[@]}" /usr/bin/node "$E2E_DIR/progs/files-server.js" \
+	if start_server node "$tls,$plain" -- "${SV_ATLAS[@]}" /usr/bin/node "$E2E_DIR/progs/files-server.js" \
 		"$SV_WWW" "$tls" "$plain"; then
 		sv_http_check "$label" node 127.0.0.1 "$tls" node "$plain"
 		sv_http_probes "$label" node 127.0.0.1 "$tls" "$plain"
@@ -499,8 +469,8 @@ sv_busybox() {
 	local tls plain label="busybox httpd"
 	sv_ports tls plain
 	sv_atlas "$tls"
-	if sv_start bb "$tls" -- "${SV_ATLAS[@]}" busybox httpd -f -vv -p "127.0.0.1:$tls" -h "$SV_WWW" &&
-		sv_start bb-plain "$plain" -- "${SV_ATLAS[@]}" busybox httpd -f -p "127.0.0.1:$plain" -h "$SV_WWW"; then
+	if start_server bb "$tls" -- "${SV_ATLAS[@]}" busybox httpd -f -vv -p "127.0.0.1:$tls" -h "$SV_WWW" &&
+		start_server bb-plain "$plain" -- "${SV_ATLAS[@]}" busybox httpd -f -p "127.0.0.1:$plain" -h "$SV_WWW"; then
 		sv_http_check "$label" bb 127.0.0.1 "$tls" bb-plain "$plain" "1 1 1"
 		sv_http_probes "$label" bb 127.0.0.1 "$tls" "$plain" 1
 		sv_log_checks "$label" bb "$tls"
@@ -520,8 +490,8 @@ sv_socat() {
 	local tls plain label="socat echo" i good pids n
 	sv_ports tls plain
 	sv_atlas "$tls"
-	if sv_start socat "$tls" -- "${SV_ATLAS[@]}" socat "TCP-LISTEN:$tls,bind=127.0.0.1,reuseaddr,fork" EXEC:/bin/cat &&
-		sv_start socat-plain "$plain" -- "${SV_ATLAS[@]}" socat "TCP-LISTEN:$plain,bind=127.0.0.1,reuseaddr,fork" EXEC:/bin/cat; then
+	if start_server socat "$tls" -- "${SV_ATLAS[@]}" socat "TCP-LISTEN:$tls,bind=127.0.0.1,reuseaddr,fork" EXEC:/bin/cat &&
+		start_server socat-plain "$plain" -- "${SV_ATLAS[@]}" socat "TCP-LISTEN:$plain,bind=127.0.0.1,reuseaddr,fork" EXEC:/bin/cat; then
 		# openssl s_client -quiet: the payload, and stdin held open until the echo is back.
 		head -c 3000 /dev/urandom >"$T/sv.payload"
 		rm -f "$T/sv.echo"
@@ -595,7 +565,7 @@ sv_python_cgi() {
 	local want=$1 tls label="python3 http.server --cgi" code rc body
 	sv_ports tls
 	sv_atlas "$tls"
-	if ! sv_start cgi "$tls" -- "${SV_ATLAS[@]}" "$PY" -m http.server --cgi --bind 127.0.0.1 -d "$SV_WWW" "$tls"; then
+	if ! start_server cgi "$tls" -- "${SV_ATLAS[@]}" "$PY" -m http.server --cgi --bind 127.0.0.1 -d "$SV_WWW" "$tls"; then
 		fail "$label: starts under Atlas"
 		return
 	fi
