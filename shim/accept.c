@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "conn.h"
+#include "ktls.h"
 #include "offload.h"
 #include "fdtab.h"
 #include "init.h"
@@ -99,14 +100,48 @@ int atlas_accept_adopt(int fd, int accept_flags, const struct sockaddr *addr,
 	if (c == NULL)
 		return refuse(fd, port, "out of memory");
 	atlas_conn_set_peer(c, fd, addr, addrlen != NULL ? *addrlen : 0);
-	c->host_cloexec = (accept_flags & SOCK_CLOEXEC) != 0;
 	if (atlas_fdtab_set(fd, c, &stale) < 0) {
 		atlas_conn_put(c);
 		return refuse(fd, port, "the fd is beyond Atlas's fd table");
 	}
 	atlas_conn_fd_forget(stale);
+	atlas_fdtab_note_cloexec(fd, (accept_flags & SOCK_CLOEXEC) != 0);
 	if (!(accept_flags & SOCK_CLOEXEC))
 		atlas_real.fcntl(fd, F_SETFD, FD_CLOEXEC);
 	atlas_conn_put(c); /* the slot holds its own reference now */
 	return fd;
+}
+
+void atlas_accept_received(int fd)
+{
+	unsigned port = local_port(fd);
+	struct atlas_conn *c, *stale = NULL;
+	char who[128];
+
+	/* The kernel reused a number whose fd was closed where no hook saw: that slot is stale. */
+	if (__builtin_expect(atlas_fdtab_peek(fd) != NULL, 0))
+		atlas_conn_fd_forget(atlas_fdtab_take(fd));
+	if (port == 0 || atlas_init_mode != ATLAS_SERVING ||
+	    !atlas_config_port_is_tls(&atlas_init_config, (uint16_t)port))
+		return;
+	/* Only a kernel-path fd is ever passed (the sender refuses the rest), and only one
+	 * whose kernel has both directions can be served here without OpenSSL's state. */
+	if (atlas_ktls_directions(fd) != (ATLAS_KTLS_TX | ATLAS_KTLS_RX))
+		return;
+	c = atlas_conn_new((uint16_t)port, atlas_init_config.handshake_timeout_ms);
+	if (c == NULL) {
+		atlas_error("fd %d port %u: a TLS connection received over SCM_RIGHTS is served "
+			    "without Atlas (out of memory): no close_notify at its end",
+			    fd, port);
+		return;
+	}
+	atlas_conn_set_peer(c, fd, NULL, 0);
+	c->ktls = ATLAS_KTLS_TX | ATLAS_KTLS_RX;
+	c->path = ATLAS_PATH_KERNEL;
+	c->state = ATLAS_CONN_OPEN; /* c->pid: this process owns the session now */
+	if (atlas_fdtab_set(fd, c, &stale) == 0)
+		atlas_info("%s: received over SCM_RIGHTS, path kernel (TX and RX)",
+			   atlas_conn_describe(c, fd, who, sizeof(who)));
+	atlas_conn_fd_forget(stale);
+	atlas_conn_put(c); /* the slot holds its own reference, if it took one */
 }

@@ -29,4 +29,13 @@ int atlas_accept_adopt(int fd, int accept_flags, const struct sockaddr *addr,
  */
 void atlas_accept_note_listener(int fd);
 
+/*
+ * Called for each fd that recvmsg() received over SCM_RIGHTS. A TLS
+ * connection another process of the server offloaded fully to the kernel and
+ * passed here (on a TLS port, keys in the kernel both ways) becomes one of
+ * ours again, owned by this process: its control records are handled and its
+ * close sends close_notify. Anything else passes untouched.
+ */
+void atlas_accept_received(int fd);
+
 #endif

@@ -80,10 +80,6 @@ struct atlas_conn {
 	unsigned char rx_closed;
 	/* Kernel TX: our close_notify went out. */
 	unsigned char tx_closed;
-	/* Whether the host asked for close-on-exec (accept4's SOCK_CLOEXEC, F_SETFD): Atlas forces
-	 * it while the TLS state lives in the process, and gives the host its choice back once
-	 * the kernel has the connection. */
-	unsigned char host_cloexec;
 	/* TLS 1.3: the client application traffic secret, until kernel RX has it; then wiped. */
 	unsigned char rx_secret_len;
 	unsigned char rx_secret[ATLAS_SECRET_MAX];
@@ -94,12 +90,19 @@ struct atlas_conn {
 	struct timespec deadline;
 	/* NULL until the first TLS record; freed once REFUSED or fully in the kernel. */
 	SSL *ssl;
-	/* ready.c: decrypted bytes wait in OpenSSL (the connection is on its list), and the
-	 * connection's epoll registration (epfd -1: none), guarded by ready.c's lock. */
+	/*
+	 * ready.c's, guarded by its lock: decrypted bytes wait in OpenSSL (the connection is
+	 * on its list); the handshake waits for hs_want (POLLIN or POLLOUT; 0: none waits);
+	 * the connection's epoll registration (ep_fd -1: none): the set, the fd registered,
+	 * the events the host asked for, those the kernel was given, the host's data.
+	 */
 	unsigned char pending;
 	unsigned char ep_reported;
+	short hs_want;
 	int ep_fd;
+	int ep_sock;
 	uint32_t ep_events;
+	uint32_t ep_kernel;
 	epoll_data_t ep_data;
 };
 

@@ -319,6 +319,8 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 		pthread_mutex_lock(&c->lock);
 		c->io_fd = fd;
 		s = handshake_step(c, fd);
+		if (s == STEP_DONE || s == STEP_FAILED)
+			atlas_ready_handshake_over(c); /* the host's waits as it asked them again */
 		if (s == STEP_FAILED) {
 			ssize_t ret = failed_result(c, is_write);
 			pthread_mutex_unlock(&c->lock);
@@ -373,18 +375,21 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 				return -1;
 			}
 		}
-		pthread_mutex_unlock(&c->lock);
-
-		if (!force_block) {
-			if (nonblock < 0)
-				nonblock = fd_nonblocking(fd, flags);
-			if (nonblock) {
-				errno = EAGAIN;
-				return -1;
-			}
-		}
 		bool in_handshake = c->state != ATLAS_CONN_OPEN;
-		if (wait_ready(c, fd, s == STEP_WANT_READ ? POLLIN : POLLOUT, in_handshake) < 0) {
+		short want = s == STEP_WANT_READ ? POLLIN : POLLOUT;
+
+		if (!force_block && nonblock < 0)
+			nonblock = fd_nonblocking(fd, flags);
+		if (!force_block && nonblock) {
+			/* The host's own wait runs the handshake on: make sure it waits for want. */
+			if (in_handshake)
+				atlas_ready_handshake_wait(c, want);
+			pthread_mutex_unlock(&c->lock);
+			errno = EAGAIN;
+			return -1;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (wait_ready(c, fd, want, in_handshake) < 0) {
 			if (in_handshake && errno == ETIMEDOUT) {
 				pthread_mutex_lock(&c->lock);
 				if (c->state == ATLAS_CONN_NEW || c->state == ATLAS_CONN_HANDSHAKE)

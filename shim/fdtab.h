@@ -56,4 +56,14 @@ int atlas_fdtab_set(int fd, struct atlas_conn *c, struct atlas_conn **old);
 /* Empties the slot and hands its fd reference to the caller, or NULL. */
 struct atlas_conn *atlas_fdtab_take(int fd);
 
+/*
+ * Close-on-exec. A TLS fd whose state lives in this process is kept
+ * close-on-exec whatever the host asks (exec would hand plaintext to the next
+ * program); the host's own choice for each fd is noted here, and given back
+ * to every fd of c once the kernel has the connection (it may then follow
+ * exec). fd is the one the handshake ran on.
+ */
+void atlas_fdtab_note_cloexec(int fd, bool cloexec);
+void atlas_fdtab_give_back_cloexec(struct atlas_conn *c, int fd);
+
 #endif

@@ -321,12 +321,75 @@ static ssize_t kernel_recvmsg(int fd, struct msghdr *msg, int flags)
 	return kernel_rx_done(fd, r, flags, saved);
 }
 
+/* Calls fn on each fd msg carries over SCM_RIGHTS, until fn returns true; true if one did. */
+static bool each_passed_fd(const struct msghdr *msg, bool (*fn)(int fd))
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR((struct msghdr *)msg); cm != NULL;
+	     cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
+		const unsigned char *data = CMSG_DATA(cm);
+		size_t n;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int passed;
+
+			memcpy(&passed, data + i * sizeof(int), sizeof(int));
+			if (fn(passed))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* A TLS fd whose state lives in this process: the receiver would read ciphertext. */
+static bool refuse_bound(int fd)
+{
+	if (!bound_to_process(fd))
+		return false;
+	atlas_error("fd %d: a TLS connection cannot be passed to another process "
+		    "(SCM_RIGHTS): its TLS state lives in this one",
+		    fd);
+	errno = EPERM;
+	return true;
+}
+
+/*
+ * A kernel-path fd went: the receiver owns the session now (atlas_accept_received
+ * there), and this process's close of its copy must not end it with close_notify.
+ */
+static bool hand_off(int fd)
+{
+	struct atlas_conn *c = atlas_fdtab_get(fd);
+
+	if (c != NULL) {
+		pthread_mutex_lock(&c->lock);
+		c->pid = 0;
+		pthread_mutex_unlock(&c->lock);
+		atlas_conn_put(c);
+	}
+	return false;
+}
+
+static bool adopt_received(int fd)
+{
+	atlas_accept_received(fd);
+	return false;
+}
+
 ATLAS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	enum route r = route_rx(fd);
 
-	if (r == ROUTE_LIBC || (flags & MSG_ERRQUEUE))
-		return REAL(recvmsg)(fd, msg, flags);
+	if (r == ROUTE_LIBC || (flags & MSG_ERRQUEUE)) {
+		ssize_t n = REAL(recvmsg)(fd, msg, flags);
+
+		/* Ancillary data came: it may carry a kernel-path TLS fd from another process. */
+		if (__builtin_expect(n >= 0 && msg->msg_controllen != 0, 0))
+			each_passed_fd(msg, adopt_received);
+		return n;
+	}
 	if (r == ROUTE_KERNEL)
 		return kernel_recvmsg(fd, msg, flags);
 	if (msg->msg_iovlen > IOV_MAX) {
@@ -399,42 +462,24 @@ ATLAS_HOOK ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONS
 	return tls_send_buf(fd, buf, len, flags);
 }
 
-/*
- * Does msg pass one of our TLS fds to another process? Its TLS state lives
- * in this process: the receiver would read ciphertext and write plaintext.
- */
-static bool passes_tls_fd(const struct msghdr *msg)
+/* sendmsg(2) with ancillary data on an fd that is not ours: it may pass TLS fds. */
+static ssize_t send_passing_fds(int fd, const struct msghdr *msg, int flags)
 {
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR((struct msghdr *)msg); cm != NULL;
-	     cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
-		const unsigned char *data = CMSG_DATA(cm);
-		size_t n;
+	ssize_t r;
 
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int passed;
-
-			memcpy(&passed, data + i * sizeof(int), sizeof(int));
-			if (!bound_to_process(passed))
-				continue;
-			atlas_error("fd %d: a TLS connection cannot be passed to another process "
-				    "(SCM_RIGHTS): its TLS state lives in this one",
-				    passed);
-			errno = EPERM;
-			return true;
-		}
-	}
-	return false;
+	if (each_passed_fd(msg, refuse_bound))
+		return -1;
+	r = REAL(sendmsg)(fd, msg, flags);
+	if (r >= 0)
+		each_passed_fd(msg, hand_off);
+	return r;
 }
 
 ATLAS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	if (!ours_tx(fd)) {
-		if (__builtin_expect(msg != NULL && msg->msg_controllen != 0, 0) &&
-		    passes_tls_fd(msg))
-			return -1;
+		if (__builtin_expect(msg != NULL && msg->msg_controllen != 0, 0))
+			return send_passing_fds(fd, msg, flags);
 		return REAL(sendmsg)(fd, msg, flags);
 	}
 	if (msg->msg_iovlen > IOV_MAX) {
@@ -654,6 +699,7 @@ static int share(int oldfd, int newfd, bool cloexec)
 	}
 	atlas_conn_fd_forget(stale);
 	atlas_conn_put(c);
+	atlas_fdtab_note_cloexec(newfd, cloexec);
 	if (!cloexec && bound_to_process(newfd))
 		REAL(fcntl)(newfd, F_SETFD, FD_CLOEXEC);
 	return newfd;
@@ -706,7 +752,7 @@ static int tls_fcntl(int fd, int cmd, void *arg)
 	 * asked for is kept, and applies once the kernel has the connection (offload.c).
 	 */
 	if (cmd == F_SETFD && ours(fd)) {
-		atlas_fdtab_peek(fd)->host_cloexec = ((intptr_t)arg & FD_CLOEXEC) != 0;
+		atlas_fdtab_note_cloexec(fd, ((intptr_t)arg & FD_CLOEXEC) != 0);
 		if (bound_to_process(fd))
 			arg = (void *)((intptr_t)arg | FD_CLOEXEC);
 	}
@@ -814,9 +860,11 @@ ATLAS_HOOK int execve(const char *path, char *const argv[], char *const envp[])
 /* ---- readiness (ready.c) ------------------------------------------------ */
 
 /*
- * Each wait asks first whether any connection has decrypted bytes waiting in
- * OpenSSL (one load). If one the host waits on does, the host must not sleep:
- * the kernel is asked without a timeout and those connections are added.
+ * Each wait asks first whether any connection is listed (one load): bytes
+ * waiting in OpenSSL, or a handshake waiting. If the host waits on one, the
+ * question goes through ready.c: the kernel is asked without a timeout when
+ * bytes wait, and for what a handshake needs while one waits; the answer
+ * comes back in the host's terms.
  */
 /*
  * glibc declares poll's array write-only (attribute access), though events is
@@ -826,24 +874,26 @@ ATLAS_HOOK int execve(const char *path, char *const argv[], char *const envp[])
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 ATLAS_HOOK int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
+	struct atlas_ready_poll w;
 	int r;
 
-	if (__builtin_expect(!atlas_ready_any(), 1) || !atlas_ready_poll_wanted(fds, n))
+	if (__builtin_expect(!atlas_ready_any(), 1) || !atlas_ready_poll_begin(fds, n, &w))
 		return REAL(poll)(fds, n, timeout);
-	r = REAL(poll)(fds, n, 0);
-	return r < 0 ? r : atlas_ready_poll_merge(fds, n, r);
+	r = REAL(poll)(fds, n, w.no_wait ? 0 : timeout);
+	return atlas_ready_poll_end(fds, n, &w, r);
 }
 
 ATLAS_HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
 		     const sigset_t *sigmask)
 {
 	static const struct timespec now = { 0, 0 };
+	struct atlas_ready_poll w;
 	int r;
 
-	if (__builtin_expect(!atlas_ready_any(), 1) || !atlas_ready_poll_wanted(fds, n))
+	if (__builtin_expect(!atlas_ready_any(), 1) || !atlas_ready_poll_begin(fds, n, &w))
 		return REAL(ppoll)(fds, n, timeout, sigmask);
-	r = REAL(ppoll)(fds, n, &now, sigmask);
-	return r < 0 ? r : atlas_ready_poll_merge(fds, n, r);
+	r = REAL(ppoll)(fds, n, w.no_wait ? &now : timeout, sigmask);
+	return atlas_ready_poll_end(fds, n, &w, r);
 }
 #pragma GCC diagnostic pop
 
@@ -851,43 +901,50 @@ ATLAS_HOOK int select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *excep
 		      struct timeval *timeout)
 {
 	struct timeval now = { 0, 0 };
-	fd_set asked;
+	struct atlas_ready_select w;
+	fd_set *kread = readfds, *kwrite = writefds;
 	int r;
 
-	if (__builtin_expect(!atlas_ready_any(), 1) || !atlas_ready_select_wanted(nfds, readfds))
+	if (__builtin_expect(!atlas_ready_any(), 1) ||
+	    !atlas_ready_select_begin(nfds, &kread, &kwrite, &w))
 		return REAL(select)(nfds, readfds, writefds, exceptfds, timeout);
-	asked = *readfds;
-	r = REAL(select)(nfds, readfds, writefds, exceptfds, &now);
-	return r < 0 ? r : atlas_ready_select_merge(nfds, readfds, &asked, r);
+	r = REAL(select)(nfds, kread, kwrite, exceptfds, w.no_wait ? &now : timeout);
+	return r < 0 ? r : atlas_ready_select_end(nfds, readfds, writefds, exceptfds, &w);
 }
 
 ATLAS_HOOK int pselect(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
 		       const struct timespec *timeout, const sigset_t *sigmask)
 {
 	static const struct timespec now = { 0, 0 };
-	fd_set asked;
+	struct atlas_ready_select w;
+	fd_set *kread = readfds, *kwrite = writefds;
 	int r;
 
-	if (__builtin_expect(!atlas_ready_any(), 1) || !atlas_ready_select_wanted(nfds, readfds))
+	if (__builtin_expect(!atlas_ready_any(), 1) ||
+	    !atlas_ready_select_begin(nfds, &kread, &kwrite, &w))
 		return REAL(pselect)(nfds, readfds, writefds, exceptfds, timeout, sigmask);
-	asked = *readfds;
-	r = REAL(pselect)(nfds, readfds, writefds, exceptfds, &now, sigmask);
-	return r < 0 ? r : atlas_ready_select_merge(nfds, readfds, &asked, r);
+	r = REAL(pselect)(nfds, kread, kwrite, exceptfds, w.no_wait ? &now : timeout, sigmask);
+	return r < 0 ? r : atlas_ready_select_end(nfds, readfds, writefds, exceptfds, &w);
 }
 
 ATLAS_HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-	int r = REAL(epoll_ctl)(epfd, op, fd, ev);
-
-	if (r == 0 && __builtin_expect(atlas_fdtab_peek(fd) != NULL, 0))
-		atlas_ready_note_epoll(epfd, op, fd, ev);
-	return r;
+	if (__builtin_expect(atlas_fdtab_peek(fd) == NULL, 1))
+		return REAL(epoll_ctl)(epfd, op, fd, ev);
+	return atlas_ready_epoll_ctl(epfd, op, fd, ev);
 }
 
-/* The connections' k events first, then whatever the kernel has ready now, without waiting. */
-static int epoll_merge(int k, int kernel)
+/*
+ * The events of connections with bytes waiting first (k of them), then what
+ * the kernel has: without waiting when k > 0, and in the host's terms for a
+ * waiting handshake.
+ */
+static int epoll_merge(int epfd, struct epoll_event *events, int k, int kernel)
 {
-	return kernel < 0 ? k : k + kernel;
+	if (kernel < 0)
+		return k > 0 ? k : kernel;
+	atlas_ready_epoll_translate(epfd, events + k, kernel);
+	return k + kernel;
 }
 
 ATLAS_HOOK int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)
@@ -897,9 +954,8 @@ ATLAS_HOOK int epoll_wait(int epfd, struct epoll_event *events, int max, int tim
 	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
 		return REAL(epoll_wait)(epfd, events, max, timeout);
 	k = atlas_ready_epoll_events(epfd, events, max);
-	if (k == 0)
-		return REAL(epoll_wait)(epfd, events, max, timeout);
-	return epoll_merge(k, REAL(epoll_wait)(epfd, events + k, max - k, 0));
+	return epoll_merge(epfd, events, k,
+			   REAL(epoll_wait)(epfd, events + k, max - k, k > 0 ? 0 : timeout));
 }
 
 ATLAS_HOOK int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout,
@@ -910,7 +966,7 @@ ATLAS_HOOK int epoll_pwait(int epfd, struct epoll_event *events, int max, int ti
 	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
 		return REAL(epoll_pwait)(epfd, events, max, timeout, sigmask);
 	k = atlas_ready_epoll_events(epfd, events, max);
-	if (k == 0)
-		return REAL(epoll_pwait)(epfd, events, max, timeout, sigmask);
-	return epoll_merge(k, REAL(epoll_pwait)(epfd, events + k, max - k, 0, sigmask));
+	return epoll_merge(epfd, events, k,
+			   REAL(epoll_pwait)(epfd, events + k, max - k, k > 0 ? 0 : timeout,
+					     sigmask));
 }

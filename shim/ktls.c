@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 
+#include "conn.h"
 #include "real.h"
 
 #ifndef SOL_TLS
@@ -126,6 +127,22 @@ int atlas_ktls_install(int fd, bool tx, const struct tls_crypto_info *info, char
 		return -1;
 	}
 	return 0;
+}
+
+unsigned atlas_ktls_directions(int fd)
+{
+	unsigned dirs = 0;
+
+	for (int tx = 0; tx <= 1; tx++) {
+		struct tls_crypto_info info;
+		/* Exactly the header's size: the kernel then copies the header, never the key. */
+		socklen_t len = sizeof(info);
+
+		if (getsockopt(fd, SOL_TLS, tx ? TLS_TX : TLS_RX, &info, &len) == 0 &&
+		    len == sizeof(info) && info.cipher_type != 0)
+			dirs |= tx ? ATLAS_KTLS_TX : ATLAS_KTLS_RX;
+	}
+	return dirs;
 }
 
 /*

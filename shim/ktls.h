@@ -57,6 +57,13 @@ int atlas_ktls_install(int fd, bool tx, const struct tls_crypto_info *info, char
 int atlas_ktls_install_tls13_rx(int fd, const SSL_CIPHER *cipher, const unsigned char *secret,
 				size_t secret_len, char *why, size_t whylen);
 
+/*
+ * The directions the kernel already holds keys for on fd (a socket another
+ * process offloaded and passed over SCM_RIGHTS): ATLAS_KTLS_TX | ATLAS_KTLS_RX
+ * (conn.h), or 0 for a socket without kernel TLS. Reads no key material.
+ */
+unsigned atlas_ktls_directions(int fd);
+
 /* Sends one record of the given type through kernel TX (TLS_SET_RECORD_TYPE). */
 ssize_t atlas_ktls_send_record(int fd, unsigned char type, const void *buf, size_t len, int flags);
 

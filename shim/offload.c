@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 
 #include "conn.h"
+#include "fdtab.h"
 #include "ktls.h"
 #include "log.h"
 #include "real.h"
@@ -103,8 +104,7 @@ int atlas_offload_finish(struct atlas_conn *c, int fd, char *desc, size_t descle
 		c->ssl = NULL;
 		c->path = ATLAS_PATH_KERNEL;
 		/* The socket carries its own keys now: it may follow exec as the host wanted. */
-		if (!c->host_cloexec)
-			atlas_real.fcntl(fd, F_SETFD, 0);
+		atlas_fdtab_give_back_cloexec(c, fd);
 		snprintf(desc, desclen, "kernel (TX and RX)");
 		return 0;
 	}

@@ -8,93 +8,175 @@
 
 #include "conn.h"
 #include "fdtab.h"
+#include "real.h"
 
 unsigned atlas_ready_count;
 
-/* The connections with bytes waiting in OpenSSL: a few at a time, so an array. */
-static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct atlas_conn **list;
-static size_t list_cap;
+/* The bits of a wait that mean "read" or "write"; the rest (errors, hang-ups, flags) pass. */
+#define POLL_IO	 (POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM)
+#define EPOLL_IO (EPOLLIN | EPOLLRDNORM | EPOLLOUT | EPOLLWRNORM)
 
-static void list_add(struct atlas_conn *c)
+/*
+ * A few connections at a time, so arrays: those with bytes waiting in OpenSSL
+ * (c->pending) and those whose handshake waits (c->hs_want). Both, and every
+ * ep_* and hs_* field of a connection, are guarded by list_lock.
+ */
+struct conn_list {
+	struct atlas_conn **at;
+	unsigned n;
+	unsigned cap;
+};
+
+static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conn_list waiting, handshakes;
+
+static bool list_add(struct conn_list *l, struct atlas_conn *c)
 {
-	if (atlas_ready_count == list_cap) {
-		size_t cap = list_cap ? list_cap * 2 : 16;
-		struct atlas_conn **grown = realloc(list, cap * sizeof(*grown));
+	if (l->n == l->cap) {
+		unsigned cap = l->cap ? l->cap * 2 : 16;
+		struct atlas_conn **grown = realloc(l->at, cap * sizeof(*grown));
 
 		if (grown == NULL)
-			return; /* not listed: the host finds the bytes at its next read instead */
-		list = grown;
-		list_cap = cap;
+			return false;
+		l->at = grown;
+		l->cap = cap;
 	}
-	list[atlas_ready_count] = c;
-	__atomic_store_n(&atlas_ready_count, atlas_ready_count + 1, __ATOMIC_RELAXED);
-	c->pending = 1;
-	c->ep_reported = 0;
+	l->at[l->n++] = c;
+	__atomic_add_fetch(&atlas_ready_count, 1, __ATOMIC_RELAXED);
+	return true;
 }
 
-static void list_remove(struct atlas_conn *c)
+static void list_remove(struct conn_list *l, struct atlas_conn *c)
 {
-	for (unsigned i = 0; i < atlas_ready_count; i++) {
-		if (list[i] != c)
+	for (unsigned i = 0; i < l->n; i++) {
+		if (l->at[i] != c)
 			continue;
-		list[i] = list[atlas_ready_count - 1];
-		__atomic_store_n(&atlas_ready_count, atlas_ready_count - 1, __ATOMIC_RELAXED);
-		break;
+		l->at[i] = l->at[--l->n];
+		__atomic_sub_fetch(&atlas_ready_count, 1, __ATOMIC_RELAXED);
+		return;
 	}
-	c->pending = 0;
 }
 
 void atlas_ready_update(struct atlas_conn *c)
 {
 	/* Decrypted bytes only: a partial record in OpenSSL waits for the socket like any data. */
-	bool waiting = c->state == ATLAS_CONN_OPEN && c->ssl != NULL && SSL_pending(c->ssl) > 0;
+	bool waiting_now = c->state == ATLAS_CONN_OPEN && c->ssl != NULL && SSL_pending(c->ssl) > 0;
 
-	if (!waiting && !c->pending)
+	if (!waiting_now && !c->pending)
 		return; /* the common case: nothing waits, nothing listed */
 	pthread_mutex_lock(&list_lock);
-	if (waiting && !c->pending)
-		list_add(c);
-	else if (waiting)
+	if (waiting_now && !c->pending) {
+		/* Unlisted (out of memory): the host finds the bytes at its next read instead. */
+		c->pending = list_add(&waiting, c);
+		c->ep_reported = 0;
+	} else if (waiting_now) {
 		c->ep_reported = 0; /* read, and still more: a new edge */
-	else
-		list_remove(c);
+	} else {
+		list_remove(&waiting, c);
+		c->pending = 0;
+	}
 	pthread_mutex_unlock(&list_lock);
+}
+
+/* What epoll should watch for on c, the host having asked for host: the handshake's need. */
+static uint32_t ep_kernel_events(const struct atlas_conn *c, uint32_t host)
+{
+	if (c->hs_want == 0 || !(host & EPOLL_IO))
+		return host; /* no handshake waiting, or the host waits for no I/O (disarmed) */
+	return (host & ~(uint32_t)EPOLL_IO) | (c->hs_want == POLLIN ? EPOLLIN : EPOLLOUT);
+}
+
+/* Brings c's epoll registration in line with ep_kernel_events(). Locked. */
+static void ep_follow(struct atlas_conn *c)
+{
+	uint32_t want;
+	struct epoll_event ev;
+
+	if (c->ep_fd < 0)
+		return;
+	want = ep_kernel_events(c, c->ep_events);
+	if (want == c->ep_kernel)
+		return;
+	ev = (struct epoll_event){ .events = want, .data = c->ep_data };
+	/* Failing (the fd left the set behind our back), the registration is simply gone. */
+	if (atlas_real.epoll_ctl(c->ep_fd, EPOLL_CTL_MOD, c->ep_sock, &ev) < 0)
+		c->ep_fd = -1;
+	else
+		c->ep_kernel = want;
+}
+
+void atlas_ready_handshake_wait(struct atlas_conn *c, short want)
+{
+	pthread_mutex_lock(&list_lock);
+	/* Unlisted (out of memory): the host's waits stay as it asked, as without Atlas. */
+	if (c->hs_want != 0 || list_add(&handshakes, c)) {
+		__atomic_store_n(&c->hs_want, want, __ATOMIC_RELAXED);
+		ep_follow(c);
+	}
+	pthread_mutex_unlock(&list_lock);
+}
+
+void atlas_ready_handshake_over(struct atlas_conn *c)
+{
+	if (__atomic_load_n(&c->hs_want, __ATOMIC_RELAXED) == 0)
+		return;
+	pthread_mutex_lock(&list_lock);
+	if (c->hs_want != 0) {
+		list_remove(&handshakes, c);
+		__atomic_store_n(&c->hs_want, 0, __ATOMIC_RELAXED);
+		ep_follow(c); /* the host's own events again */
+	}
+	pthread_mutex_unlock(&list_lock);
+}
+
+void atlas_ready_after_fork(void)
+{
+	pthread_mutex_init(&list_lock, NULL);
 }
 
 void atlas_ready_remove(struct atlas_conn *c)
 {
-	if (!c->pending)
+	if (!c->pending && c->hs_want == 0)
 		return;
 	pthread_mutex_lock(&list_lock);
-	list_remove(c);
+	if (c->pending)
+		list_remove(&waiting, c);
+	if (c->hs_want != 0)
+		list_remove(&handshakes, c);
+	c->pending = 0;
+	c->hs_want = 0;
 	pthread_mutex_unlock(&list_lock);
 }
 
-void atlas_ready_note_epoll(int epfd, int op, int fd, const struct epoll_event *ev)
+int atlas_ready_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	struct atlas_conn *c = atlas_fdtab_get(fd);
+	struct epoll_event kev;
+	int r;
 
 	if (c == NULL)
-		return;
+		return atlas_real.epoll_ctl(epfd, op, fd, ev);
 	pthread_mutex_lock(&list_lock);
-	switch (op) {
-	case EPOLL_CTL_ADD:
-	case EPOLL_CTL_MOD:
-		c->ep_fd = epfd;
-		c->ep_events = ev != NULL ? ev->events : 0;
-		c->ep_data = ev != NULL ? ev->data : (epoll_data_t){ .fd = fd };
-		c->ep_reported = 0;
-		break;
-	case EPOLL_CTL_DEL:
-		if (c->ep_fd == epfd)
+	if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && ev != NULL) {
+		kev = (struct epoll_event){ .events = ep_kernel_events(c, ev->events),
+					    .data = ev->data };
+		r = atlas_real.epoll_ctl(epfd, op, fd, &kev);
+		if (r == 0) {
+			c->ep_fd = epfd;
+			c->ep_sock = fd;
+			c->ep_events = ev->events;
+			c->ep_kernel = kev.events;
+			c->ep_data = ev->data;
+			c->ep_reported = 0;
+		}
+	} else {
+		r = atlas_real.epoll_ctl(epfd, op, fd, ev);
+		if (r == 0 && op == EPOLL_CTL_DEL && c->ep_fd == epfd)
 			c->ep_fd = -1;
-		break;
-	default:
-		break;
 	}
 	pthread_mutex_unlock(&list_lock);
 	atlas_conn_put(c);
+	return r;
 }
 
 int atlas_ready_epoll_events(int epfd, struct epoll_event *events, int max)
@@ -102,8 +184,8 @@ int atlas_ready_epoll_events(int epfd, struct epoll_event *events, int max)
 	int k = 0;
 
 	pthread_mutex_lock(&list_lock);
-	for (unsigned i = 0; i < atlas_ready_count && k < max; i++) {
-		struct atlas_conn *c = list[i];
+	for (unsigned i = 0; i < waiting.n && k < max; i++) {
+		struct atlas_conn *c = waiting.at[i];
 
 		if (c->ep_fd != epfd || !(c->ep_events & EPOLLIN))
 			continue;
@@ -120,29 +202,94 @@ int atlas_ready_epoll_events(int epfd, struct epoll_event *events, int max)
 	return k;
 }
 
-static bool fd_waiting(int fd)
+/* The handshake's readiness came: tell the host what it asked for, so that it calls us. */
+static uint32_t as_asked(uint32_t got, uint32_t asked, uint32_t io)
 {
-	struct atlas_conn *c = atlas_fdtab_peek(fd);
-
-	return c != NULL && __atomic_load_n(&c->pending, __ATOMIC_RELAXED);
+	if (!(got & io) && !(got & (EPOLLERR | EPOLLHUP)))
+		return got;
+	return (got & ~io) | (asked & io);
 }
 
-bool atlas_ready_poll_wanted(const struct pollfd *fds, nfds_t n)
+void atlas_ready_epoll_translate(int epfd, struct epoll_event *events, int n)
 {
-	for (nfds_t i = 0; i < n; i++)
-		if ((fds[i].events & (POLLIN | POLLRDNORM)) && fd_waiting(fds[i].fd))
-			return true;
-	return false;
+	pthread_mutex_lock(&list_lock);
+	for (unsigned i = 0; i < handshakes.n; i++) {
+		struct atlas_conn *c = handshakes.at[i];
+
+		if (c->ep_fd != epfd || c->ep_kernel == c->ep_events)
+			continue; /* not registered here, or registered as the host asked */
+		for (int j = 0; j < n; j++) {
+			if (events[j].data.u64 != c->ep_data.u64)
+				continue;
+			events[j].events = as_asked(events[j].events, c->ep_events, EPOLL_IO);
+			if (c->ep_events & EPOLLONESHOT)
+				c->ep_events = c->ep_kernel = 0; /* the kernel disarmed it */
+		}
+	}
+	pthread_mutex_unlock(&list_lock);
 }
 
-int atlas_ready_poll_merge(struct pollfd *fds, nfds_t n, int kernel_ready)
+/* What a waiting handshake makes of a question about fd: the same question if none waits. */
+static short handshake_question(const struct atlas_conn *c, short asked)
+{
+	short want = __atomic_load_n(&c->hs_want, __ATOMIC_RELAXED);
+
+	if (want == 0 || !(asked & POLL_IO))
+		return asked;
+	return (short)((asked & ~POLL_IO) | want);
+}
+
+bool atlas_ready_poll_begin(struct pollfd *fds, nfds_t n, struct atlas_ready_poll *w)
+{
+	w->no_wait = w->translated = false;
+	w->saved = NULL;
+	for (nfds_t i = 0; i < n; i++) {
+		struct atlas_conn *c = atlas_fdtab_peek(fds[i].fd);
+		short q;
+
+		if (c == NULL)
+			continue;
+		if ((fds[i].events & (POLLIN | POLLRDNORM)) &&
+		    __atomic_load_n(&c->pending, __ATOMIC_RELAXED))
+			w->no_wait = true;
+		q = handshake_question(c, fds[i].events);
+		if (q == fds[i].events)
+			continue;
+		if (w->saved == NULL) {
+			w->saved = n <= sizeof(w->small) / sizeof(w->small[0])
+					   ? w->small
+					   : malloc(n * sizeof(*w->saved));
+			if (w->saved == NULL)
+				continue; /* out of memory: this wait as the host asked it */
+			for (nfds_t j = 0; j < n; j++)
+				w->saved[j] = fds[j].events;
+		}
+		fds[i].events = q;
+		w->translated = true;
+	}
+	return w->no_wait || w->translated;
+}
+
+int atlas_ready_poll_end(struct pollfd *fds, nfds_t n, struct atlas_ready_poll *w, int kernel_ready)
 {
 	int ready = kernel_ready;
 
-	for (nfds_t i = 0; i < n; i++) {
+	for (nfds_t i = 0; w->saved != NULL && i < n; i++) {
+		if (fds[i].events == w->saved[i])
+			continue;
+		if (kernel_ready > 0)
+			fds[i].revents = (short)as_asked((uint16_t)fds[i].revents,
+							 (uint16_t)w->saved[i], POLL_IO);
+		fds[i].events = w->saved[i];
+	}
+	if (w->saved != w->small)
+		free(w->saved);
+	for (nfds_t i = 0; w->no_wait && kernel_ready >= 0 && i < n; i++) {
 		short want = fds[i].events & (POLLIN | POLLRDNORM);
+		struct atlas_conn *c;
 
-		if (want == 0 || !fd_waiting(fds[i].fd))
+		if (want == 0 || (c = atlas_fdtab_peek(fds[i].fd)) == NULL ||
+		    !__atomic_load_n(&c->pending, __ATOMIC_RELAXED))
 			continue;
 		if (fds[i].revents == 0)
 			ready++;
@@ -151,25 +298,84 @@ int atlas_ready_poll_merge(struct pollfd *fds, nfds_t n, int kernel_ready)
 	return ready;
 }
 
-bool atlas_ready_select_wanted(int nfds, const fd_set *readfds)
+static bool in(const fd_set *set, int fd)
 {
-	if (readfds == NULL)
-		return false;
-	for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)
-		if (FD_ISSET(fd, readfds) && fd_waiting(fd))
-			return true;
-	return false;
+	return set != NULL && FD_ISSET(fd, set);
 }
 
-int atlas_ready_select_merge(int nfds, fd_set *readfds, const fd_set *asked, int kernel_ready)
+bool atlas_ready_select_begin(int nfds, fd_set **readfds, fd_set **writefds,
+			      struct atlas_ready_select *w)
 {
-	int ready = kernel_ready;
+	int top = nfds < FD_SETSIZE ? nfds : FD_SETSIZE;
 
-	for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++) {
-		if (!FD_ISSET(fd, asked) || FD_ISSET(fd, readfds) || !fd_waiting(fd))
+	w->no_wait = w->translated = false;
+	FD_ZERO(&w->asked_read);
+	FD_ZERO(&w->asked_write);
+	if (*readfds != NULL)
+		w->asked_read = **readfds;
+	if (*writefds != NULL)
+		w->asked_write = **writefds;
+	w->kread = w->asked_read;
+	w->kwrite = w->asked_write;
+	FD_ZERO(&w->changed);
+	for (int fd = 0; fd < top; fd++) {
+		bool r = FD_ISSET(fd, &w->asked_read), wr = FD_ISSET(fd, &w->asked_write);
+		struct atlas_conn *c;
+		short q;
+
+		if (!(r || wr) || (c = atlas_fdtab_peek(fd)) == NULL)
 			continue;
-		FD_SET(fd, readfds); /* select counts each set bit: one more */
-		ready++;
+		if (r && __atomic_load_n(&c->pending, __ATOMIC_RELAXED))
+			w->no_wait = true;
+		q = handshake_question(c, (short)((r ? POLLIN : 0) | (wr ? POLLOUT : 0)));
+		if (q == ((r ? POLLIN : 0) | (wr ? POLLOUT : 0)))
+			continue;
+		FD_CLR(fd, &w->kread);
+		FD_CLR(fd, &w->kwrite);
+		FD_SET(fd, q == POLLIN ? &w->kread : &w->kwrite);
+		FD_SET(fd, &w->changed);
+		w->translated = true;
+	}
+	if (w->translated) {
+		*readfds = &w->kread;
+		*writefds = &w->kwrite;
+	}
+	return w->no_wait || w->translated;
+}
+
+int atlas_ready_select_end(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
+			   struct atlas_ready_select *w)
+{
+	int top = nfds < FD_SETSIZE ? nfds : FD_SETSIZE, ready = 0;
+
+	for (int fd = 0; fd < top; fd++) {
+		bool r = in(w->translated ? &w->kread : readfds, fd);
+		bool wr = in(w->translated ? &w->kwrite : writefds, fd);
+		struct atlas_conn *c;
+
+		if (FD_ISSET(fd, &w->changed) && (r || wr)) {
+			r = FD_ISSET(
+				fd,
+				&w->asked_read); /* as asked: the next call runs the handshake */
+			wr = FD_ISSET(fd, &w->asked_write);
+		}
+		if (!r && w->no_wait && FD_ISSET(fd, &w->asked_read) &&
+		    (c = atlas_fdtab_peek(fd)) != NULL &&
+		    __atomic_load_n(&c->pending, __ATOMIC_RELAXED))
+			r = true;
+		if (readfds != NULL) {
+			if (r)
+				FD_SET(fd, readfds);
+			else
+				FD_CLR(fd, readfds);
+		}
+		if (writefds != NULL) {
+			if (wr)
+				FD_SET(fd, writefds);
+			else
+				FD_CLR(fd, writefds);
+		}
+		ready += r + wr + in(exceptfds, fd);
 	}
 	return ready;
 }

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -435,6 +436,94 @@ static void fork_child_sees_the_same_slots(void **state)
 	close_slot(f->fd, c);
 }
 
+static bool is_cloexec(int fd)
+{
+	return (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0;
+}
+
+/* Offload gives each fd of the connection the close-on-exec its host asked for, dups too. */
+static void give_back_cloexec_restores_each_fds_own_choice(void **state)
+{
+	struct fixture *f = *state;
+	struct atlas_conn *c = new_conn();
+	int wants_open = dup(f->fd), wants_cloexec = dup(f->fd);
+	bool other_was = is_cloexec(f->other);
+
+	assert_true(wants_open >= 0 && wants_cloexec >= 0);
+	set_slot(f->fd, c);
+	set_slot(wants_open, c);
+	set_slot(wants_cloexec, c);
+	atlas_conn_put(c);
+	atlas_fdtab_note_cloexec(f->fd, false);
+	atlas_fdtab_note_cloexec(wants_open, false);
+	atlas_fdtab_note_cloexec(wants_cloexec, true);
+	/* Atlas forces close-on-exec on all three while the TLS state is in the process. */
+	for (int fd = 0; fd <= wants_cloexec; fd++)
+		if (atlas_fdtab_peek(fd) == c)
+			assert_int_equal(fcntl(fd, F_SETFD, FD_CLOEXEC), 0);
+	atlas_fdtab_give_back_cloexec(c, f->fd);
+	assert_false(is_cloexec(f->fd));
+	assert_false(is_cloexec(wants_open));
+	assert_true(is_cloexec(wants_cloexec));
+	assert_int_equal(is_cloexec(f->other), other_was); /* not the connection's: untouched */
+	close_slot(wants_cloexec, c);
+	close(wants_cloexec);
+	close_slot(wants_open, c);
+	close(wants_open);
+	close_slot(f->fd, c);
+}
+
+/* The only fd of a connection: no scan of the table, the fd alone. */
+static void give_back_cloexec_single_fd(void **state)
+{
+	struct fixture *f = *state;
+	struct atlas_conn *c = new_conn();
+
+	set_slot(f->fd, c);
+	atlas_conn_put(c);
+	atlas_fdtab_note_cloexec(f->fd, true);
+	assert_int_equal(fcntl(f->fd, F_SETFD, FD_CLOEXEC), 0);
+	atlas_fdtab_give_back_cloexec(c, f->fd);
+	assert_true(is_cloexec(f->fd));
+	atlas_fdtab_note_cloexec(f->fd, false);
+	atlas_fdtab_give_back_cloexec(c, f->fd);
+	assert_false(is_cloexec(f->fd));
+	close_slot(f->fd, c);
+}
+
+static void *hold_lock(void *arg)
+{
+	struct atlas_conn *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	return NULL; /* exits holding it: in the parent the lock stays taken */
+}
+
+/* A thread held the connection's lock at fork(): the child (one thread) can still take it. */
+static void fork_child_can_lock_a_conn_another_thread_held(void **state)
+{
+	struct fixture *f = *state;
+	struct atlas_conn *c = new_conn();
+	pthread_t t;
+	int status;
+	pid_t pid;
+
+	set_slot(f->fd, c);
+	atlas_conn_put(c);
+	assert_int_equal(pthread_create(&t, NULL, hold_lock, c), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(pthread_mutex_trylock(&c->lock), EBUSY);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(pthread_mutex_trylock(&c->lock) == 0 ? CHILD_OK : CHILD_REFS_WRONG);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), CHILD_OK);
+	pthread_mutex_init(&c->lock, NULL); /* the parent's copy: its holder is gone */
+	close_slot(f->fd, c);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -457,6 +546,9 @@ int main(void)
 		T(fd_forget_and_put_accept_null),
 		T(high_moves_up_with_the_highest_fd),
 		T(fork_child_sees_the_same_slots),
+		T(fork_child_can_lock_a_conn_another_thread_held),
+		T(give_back_cloexec_restores_each_fds_own_choice),
+		T(give_back_cloexec_single_fd),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
