@@ -966,7 +966,7 @@ ATLAS_HOOK int epoll_pwait(int epfd, struct epoll_event *events, int max, int ti
 	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
 		return REAL(epoll_pwait)(epfd, events, max, timeout, sigmask);
 	k = atlas_ready_epoll_events(epfd, events, max);
-	return epoll_merge(epfd, events, k,
-			   REAL(epoll_pwait)(epfd, events + k, max - k, k > 0 ? 0 : timeout,
-					     sigmask));
+	return epoll_merge(
+		epfd, events, k,
+		REAL(epoll_pwait)(epfd, events + k, max - k, k > 0 ? 0 : timeout, sigmask));
 }
