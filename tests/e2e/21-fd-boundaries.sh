@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A TLS connection's fd never carries plaintext, whichever way the host hands it on:
-# stdio on fdopen() goes through TLS, SCM_RIGHTS passing is refused, and a program
-# started with exec() cannot write to it (the fd is close-on-exec while its TLS state
-# lives in the process).
+# stdio on fdopen() goes through TLS, SCM_RIGHTS passing is refused (to the process
+# itself, and to a worker forked before accept, which then answers nothing: the
+# userspace path; tests/e2e/32-ktls-apps.sh hands a kernel-path fd over), and a
+# program started with exec() cannot write to it (the fd is close-on-exec while its
+# TLS state lives in the process).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d)
@@ -58,6 +60,25 @@ if serve pass; then
 	wait "${pids[-1]}" 2>/dev/null
 	grep -q 'atlas: error: fd [0-9]*: a TLS connection cannot be passed to another process' "$tmp/pass.err" &&
 		ok "the refusal is logged" || bad "no log line for the SCM_RIGHTS refusal: $(cat "$tmp/pass.err")"
+fi
+
+if serve handoff; then
+	# The acceptor answers itself after the refusal; its worker, forked before accept,
+	# reads end of file and exits 0, and so does the acceptor.
+	fetch
+	if [ "$rc" -eq 0 ] && grep -q '^handoff: refused with EPERM$' "$tmp/body"; then
+		ok "sendmsg with SCM_RIGHTS refuses to hand a TLS fd to a worker process (EPERM)"
+	else
+		bad "SCM_RIGHTS to a worker: curl status $rc, body: $(cat "$tmp/body" 2>/dev/null)"
+	fi
+	wait "${pids[-1]}"
+	status=$?
+	if [ "$status" -eq 0 ] &&
+		grep -q 'atlas: error: fd [0-9]*: a TLS connection cannot be passed to another process' "$tmp/handoff.err"; then
+		ok "the refused handoff is logged, and the worker exits on end of file"
+	else
+		bad "handoff: server exit $status (0: the worker saw end of file), log: $(cat "$tmp/handoff.err")"
+	fi
 fi
 
 if serve exec; then

@@ -7,7 +7,13 @@
 #     requests ends the connection cleanly;
 #   - python3 -m http.server, fetched with curl: intact, path kernel (TX and RX);
 #   - --ktls off: the same bytes through OpenSSL in userspace, path userspace
-#     (ATLAS_KTLS=off), and /proc/net/tls_stat does not move.
+#     (ATLAS_KTLS=off), and /proc/net/tls_stat does not move;
+#   - a connection handed to another process (tests/e2e/progs/fdsrv.c handoff,
+#     TLS 1.3 and 1.2): the acceptor passes the socket to a worker over
+#     SCM_RIGHTS and closes its copy first; the worker's answer arrives, then its
+#     close_notify (an acceptor that still owned the session would have ended it
+#     before the answer), Atlas logs the worker's adoption, and TlsCurrTxSw and
+#     TlsCurrRxSw are back where they were once both have exited.
 . "$(dirname "$0")/lib.sh"
 . "$E2E_DIR/ktls-lib.sh"
 
@@ -21,7 +27,7 @@ done
 IN=$T/inner-32.sh
 ktls_inner "$IN"
 cat >>"$IN" <<'EOF'
-NGINX=8446 PYTHON=8447 OFF=8448 PLAIN=8449
+NGINX=8446 PYTHON=8447 OFF=8448 PLAIN=8449 HANDOFF13=8450 HANDOFF12=8451
 
 # get_ok LABEL OUT: tlsclient's GET of /big.bin was intact and closed by close_notify.
 get_ok() {
@@ -196,6 +202,53 @@ if srv_start off $OFF --ktls off -- "$BIN/sendfile_srv" $OFF http "$WWW"; then
 	done
 	srv_stop off
 fi
+
+# ---- a connection handed to a worker process over SCM_RIGHTS ---------------------------------
+
+# fdsrv handoff serves one connection: the acceptor reads the request (the handshake,
+# keys into the kernel), passes the socket to a worker forked before accept, and closes
+# its own copy before the worker answers. The answer has a Content-Length, so the
+# client tells the worker's close_notify after it from an acceptor's before it.
+HANDOFF_BODY='handoff: served by the worker'
+HANDOFF_SHA=$(printf '%s\n' "$HANDOFF_BODY" | sha256sum | cut -d' ' -f1)
+for v in 1.3:TLS_AES_256_GCM_SHA384:$HANDOFF13 1.2:ECDHE-ECDSA-AES128-GCM-SHA256:$HANDOFF12; do
+	ver=${v%%:*} cipher=${v#*:} port=${v##*:}
+	cipher=${cipher%:*} name=handoff${ver/./} tag="handoff TLS $ver"
+	snap
+	srv_start "$name" "$port" -- "$BIN/fdsrv" "$port" handoff || continue
+	client "$name" --port "$port" --tls "$ver" --cipher "$cipher" --get /
+	if [ "$RC" = 0 ] && [ "$(field "$name" get status)" = 200 ] &&
+		[ "$(field "$name" get sha256)" = "$HANDOFF_SHA" ] && grep -qx 'end: close_notify' "$T/$name.out"; then
+		pass "$tag: the worker's answer arrives ('$HANDOFF_BODY'), then the worker's close_notify"
+	else
+		fail "$tag: not the worker's answer, then its close_notify (tlsclient exit $RC)"
+		note_out "$T/$name.out"
+		note_out "$T/$name.log"
+	fi
+	# The acceptor exits with its worker's status, once the worker has closed the fd.
+	if wait_for 10 eval "! srv_alive $name"; then
+		wait "${SRV_PID[$name]}"
+		status=$?
+		SRV_PID[$name]=
+	else
+		status="still running after 10 s"
+		srv_stop "$name"
+	fi
+	is "$tag: the acceptor and its worker exit 0" "$status" 0
+	line_ok "$tag" "$name" ": TLSv$ver $cipher, handshake [0-9.]+ ms, path kernel \\(TX and RX\\)\$"
+	got=$(since "$name" | grep -E '^atlas: info: fd [0-9]+ peer .*: received over SCM_RIGHTS, path kernel \(TX and RX\)$')
+	peer=$(conn_line "$name" | grep -o ' peer [^ ]*')
+	if [ -n "$got" ] && [ -n "$peer" ] && [ "$(printf '%s\n' "$got" | grep -o ' peer [^ ]*')" = "$peer" ]; then
+		pass "$tag: Atlas logs that the worker took the connection: '${got#atlas: info: }'"
+	else
+		fail "$tag: no log line of the worker receiving that connection (${peer# }) over SCM_RIGHTS"
+		note_out "$T/$name.log"
+	fi
+	is "$tag: TlsTxSw and TlsRxSw rose by 1; TlsCurrTxSw and TlsCurrRxSw are back where they were" \
+		"$(delta TlsTxSw) $(delta TlsRxSw) $(delta TlsCurrTxSw) $(delta TlsCurrRxSw)" "1 1 0 0"
+	bad=$(grep -E '^atlas: (error|warn)' "$T/$name.log")
+	[ -z "$bad" ] && pass "$tag: Atlas logged no error or warning" || fail "$tag: Atlas logged: $bad"
+done
 
 inner_done
 EOF

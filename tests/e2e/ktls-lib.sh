@@ -7,7 +7,7 @@
 # under $T, which is on the host's /tmp and so visible inside UML, runs it there,
 # and relays the "ok - ..." / "not ok - ..." / "# ..." lines it printed.
 #
-#   ktls_setup          linux.uml is there; builds tlsclient and sendfile_srv
+#   ktls_setup          linux.uml is there; builds tlsclient, sendfile_srv and fdsrv
 #                       (tests/e2e/progs) into $T/bin; make_certs; $T/www/big.bin,
 #                       1 MiB of random bytes (BIG_SHA, BIG_LEN)
 #   ktls_inner FILE     starts FILE as an inner script: the header and the helpers;
@@ -32,7 +32,7 @@ ktls_setup() {
 		exit 1
 	}
 	mkdir -p "$KTLS_BIN" "$WWW"
-	for p in tlsclient sendfile_srv; do
+	for p in tlsclient sendfile_srv fdsrv; do
 		if ! cc -O2 -std=c11 -Wall -Wextra -Werror -o "$KTLS_BIN/$p" "$E2E_DIR/progs/$p.c" \
 			-lssl -lcrypto >"$T/cc-$p.log" 2>&1; then
 			fail "$SCENARIO: tests/e2e/progs/$p.c does not build with -Wall -Wextra -Werror"

@@ -1,13 +1,29 @@
 /*
  * fdsrv PORT MODE: a one-connection HTTP server that hands its accepted
- * socket to the paths a TLS connection must not leak through.
+ * socket to the paths a TLS connection must not leak through, or (handoff)
+ * may take only with its keys in the kernel.
  *
  *   stdio  answers through fdopen(3)/fprintf(3) (stdio bypasses libc's PLT)
  *   pass   first tries to pass the socket to itself over SCM_RIGHTS and
- *          reports in the body whether sendmsg refused (it must), then answers
+ *          reports in the body whether sendmsg refused (on the userspace path
+ *          it must), then answers
  *   exec   dup2s the socket onto stdout and execs printf(1) with a response:
  *          the exec'd program must not be able to write plaintext to it
+ *   handoff  hands the connection to a worker, as a prefork server's acceptor
+ *          does: before accept it forks a worker, joined to it by a
+ *          socketpair(AF_UNIX, SOCK_STREAM); after reading the request (which
+ *          completes the handshake) it passes the socket over SCM_RIGHTS.
+ *          Refused (the userspace path): it answers itself, "handoff: refused
+ *          with EPERM" (or "...with another errno"), and the worker reads end
+ *          of file and exits. Passed (the kernel path, where it is allowed):
+ *          it closes its copy, then its end of the socketpair; the worker
+ *          receives the fd, waits for that end of file (so the parent's close
+ *          always comes first), answers "handoff: served by the worker" and
+ *          closes the fd. The parent exits with the worker's status. Both
+ *          answers carry a Content-Length: a client can tell a close_notify
+ *          after the body from an early one.
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -50,9 +66,9 @@ static void read_request(int s)
 	}
 }
 
-static const char *try_pass(int s)
+/* Passes fd s over the Unix socket chan (SCM_RIGHTS, one data byte): sendmsg's result. */
+static ssize_t send_fd(int chan, int s)
 {
-	int sv[2];
 	char byte = 'x';
 	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
 	union {
@@ -65,15 +81,104 @@ static const char *try_pass(int s)
 			      .msg_controllen = sizeof(ctl.buf) };
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
-		return "socketpair failed";
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &s, sizeof(int));
-	if (sendmsg(sv[0], &msg, 0) >= 0)
+	return sendmsg(chan, &msg, 0);
+}
+
+/* Receives one fd over chan into *s: 1, or 0 at end of file (nothing passed), -1 on an error. */
+static int recv_fd(int chan, int *s)
+{
+	char byte;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = ctl.buf,
+			      .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *cm;
+	ssize_t n = recvmsg(chan, &msg, 0);
+
+	if (n <= 0)
+		return n == 0 ? 0 : -1;
+	cm = CMSG_FIRSTHDR(&msg);
+	if (cm == NULL || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(s, CMSG_DATA(cm), sizeof(int));
+	return 1;
+}
+
+static const char *try_pass(int s)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return "socketpair failed";
+	if (send_fd(sv[0], s) >= 0)
 		return "pass: sendmsg passed the TLS fd";
 	return errno == EPERM ? "pass: refused with EPERM" : "pass: refused with another errno";
+}
+
+/* A 200 with a Content-Length and body, then close: 0 if all of it went. */
+static int answer(int s, const char *body)
+{
+	char buf[512];
+	int n = snprintf(
+		buf, sizeof(buf),
+		"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n%s",
+		strlen(body), body);
+	int ok = write(s, buf, (size_t)n) == n;
+
+	return close(s) == 0 && ok ? 0 : 1;
+}
+
+/* handoff's worker: the fd the parent passes over chan, answered once the parent let go. */
+static int worker(int chan)
+{
+	char byte;
+	int s, got = recv_fd(chan, &s);
+
+	if (got <= 0)
+		return got == 0 ? 0 : 1; /* end of file: the parent answered itself */
+	while (read(chan, &byte, 1) > 0)
+		;
+	return answer(s, "handoff: served by the worker\n");
+}
+
+static int handoff(int l)
+{
+	int sv[2], s, status, rc = 0;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return 2;
+	pid = fork();
+	if (pid < 0)
+		return 2;
+	if (pid == 0) {
+		close(l);
+		close(sv[0]);
+		_exit(worker(sv[1]));
+	}
+	close(sv[1]);
+	s = accept(l, NULL, NULL);
+	if (s < 0)
+		return 2;
+	read_request(s);
+	if (send_fd(sv[0], s) >= 0)
+		rc = close(s) == 0 ? 0 : 1;
+	else
+		rc = answer(s, errno == EPERM ? "handoff: refused with EPERM\n"
+					      : "handoff: refused with another errno\n");
+	close(sv[0]);
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		rc = 1;
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -83,6 +188,8 @@ int main(int argc, char **argv)
 	if (argc != 3)
 		return 2;
 	l = listen_on(atoi(argv[1]));
+	if (strcmp(argv[2], "handoff") == 0)
+		return handoff(l);
 	s = accept(l, NULL, NULL);
 	if (s < 0)
 		return 2;
