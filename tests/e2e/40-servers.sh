@@ -11,7 +11,7 @@
 #     listen on the TLS port and one on a plaintext port;
 #   - lighttpd -D: server.port the TLS port, a $SERVER["socket"] plaintext port.
 # 41-servers.sh has node, busybox httpd, socat and python3 -m http.server --cgi;
-# 45-servers-ktls.sh runs them all inside User-Mode Linux, on the kernel path.
+# 45-servers-ktls.sh and 46-servers-ktls.sh run them all inside User-Mode Linux, on the kernel path.
 # SV_ONLY="python nginx" runs only those (python python6 nginx lighttpd).
 . "$(dirname "$0")/lib.sh"
 . "$E2E_DIR/servers-lib.sh"

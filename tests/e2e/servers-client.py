@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Clients for the real-server scenarios (tests/e2e/40-*.sh, 45-servers-ktls.sh).
+"""Clients for the real-server scenarios (tests/e2e/40-*.sh, 41-*.sh, servers-ktls.sh).
 
 Each subcommand prints key=value lines that tests/e2e/servers-lib.sh checks;
 every socket has a deadline (--timeout, whole seconds of wall time), so

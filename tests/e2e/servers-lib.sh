@@ -1,11 +1,11 @@
 # tests/e2e/servers-lib.sh: real servers under Atlas, the checks that
 # tests/e2e/40-servers.sh and 41-servers.sh (on the host: the userspace path) and
-# tests/e2e/45-servers-ktls.sh (inside User-Mode Linux: the kernel path) share.
+# tests/e2e/servers-ktls.sh (45 and 46: inside User-Mode Linux: the kernel path) share.
 # Sourced after lib.sh (inside UML too: the inner script sources both).
 # shellcheck shell=bash
 #
-# The settings, which 45 changes for UML:
-#   SV_BIG_MB      size of big.bin in MiB (64 on the host)
+# The settings, which servers-ktls.sh changes for UML:
+#   SV_BIG_MB      size of big.bin in MiB (64)
 #   SV_WRK_SECS    how long wrk runs (5)
 #   SV_PATH_RE     what every TLS connection's log line must end with
 #   SV_START_SECS  how long a server may take to listen (10)

@@ -1,5 +1,5 @@
 // node files-server.js ROOT PORT [PORT...]: a static file server on node's http
-// module, for tests/e2e/40-servers.sh and 45-servers-ktls.sh. Each PORT gets its
+// module, for tests/e2e/40-servers.sh and servers-ktls.sh. Each PORT gets its
 // own http.Server on BIND (default 127.0.0.1), with HTTP/1.1 keep-alive; files
 // go out with fs.createReadStream piped into the response.
 'use strict';
