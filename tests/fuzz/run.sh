@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh long|check [TARGET...]: runs the libFuzzer targets (build/fuzz/fuzz_*,
-# made by `make fuzz-build`), one line of result each.
+# tests/fuzz/run.sh long|check|merge [TARGET...]: runs the libFuzzer targets
+# (build/fuzz/fuzz_*, made by `make fuzz-build`), one line of result each.
 #
 #   long   what `make fuzz` runs: each target for FUZZ_SECONDS (60), over a corpus kept in
 #          build/fuzz/corpus/TARGET that starts as a copy of tests/fuzz/corpus/TARGET and
@@ -8,6 +8,9 @@
 #   check  what `make check` runs (tests/e2e/60-fuzz.sh): each target over a fresh copy
 #          of its committed corpus, then FUZZ_CHECK_RUNS (20000) more inputs, at most
 #          FUZZ_CHECK_SECONDS (30) of it.
+#   merge  adds to the committed seeds (tests/fuzz/corpus/TARGET) the inputs of `make fuzz`'s
+#          corpus that reach code the seeds do not (edges only, -use_counters=0: a few
+#          small files, named by their SHA-1). Review them, then commit.
 #
 # Every run is deterministic (-seed=1). Prints "ok - fuzz TARGET: N runs, no crash" or
 # "not ok - fuzz TARGET: ..." with the reproducer's path (run the target on that file to
@@ -18,7 +21,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 
 mode=${1:-}
-case "$mode" in long | check) shift ;; *) echo "usage: tests/fuzz/run.sh long|check [TARGET...]" >&2; exit 2 ;; esac
+case "$mode" in long | check | merge) shift ;; *) echo "usage: tests/fuzz/run.sh long|check|merge [TARGET...]" >&2; exit 2 ;; esac
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
 	for f in tests/fuzz/fuzz_*.c; do
@@ -38,6 +41,16 @@ for t in "${targets[@]}"; do
 	if [ ! -x "$bin" ]; then
 		echo "not ok - fuzz $t: $bin is not built (make fuzz-build)"
 		failed=1
+		continue
+	fi
+	if [ "$mode" = merge ]; then
+		before=$(find "$seeds_dir/$t" -type f | wc -l)
+		if "$bin" -merge=1 -use_counters=0 "$seeds_dir/$t" "$out/corpus/$t" >"$log" 2>&1; then
+			echo "ok - fuzz $t: merge added $(($(find "$seeds_dir/$t" -type f | wc -l) - before)) seeds"
+		else
+			echo "not ok - fuzz $t: merge failed (log: $log)"
+			failed=1
+		fi
 		continue
 	fi
 	if [ "$mode" = long ]; then

@@ -5,7 +5,9 @@ Each seed is a small, readable starting point in the input format its target
 documents at the top of tests/fuzz/fuzz_<target>.c: valid and invalid values,
 real record headers, each kind of control record. The files are committed;
 run this again (from anywhere) after changing a format. Seeds named regress-*
-are reproducers of bugs the fuzzers found; this script never touches them.
+are reproducers of bugs the fuzzers found, and seeds named by their SHA-1 were
+added by `tests/fuzz/run.sh merge` from longer runs (they reach code these do
+not); this script never touches either.
 """
 import os
 import struct
