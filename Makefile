@@ -22,8 +22,11 @@ HDRS := $(wildcard shim/*.h include/*.h)
 # Debian packages each target needs (tests/deps.sh installs or names them).
 BUILD_PKGS := build-essential pkg-config libssl-dev libunwind-dev
 DEMO_PKGS := $(BUILD_PKGS) python3 curl openssl
+# clang's libFuzzer and sanitizer runtimes (make fuzz; make check runs the targets briefly).
+FUZZ_PKGS := clang-14 libclang-rt-14-dev
 CHECK_PKGS := $(DEMO_PKGS) libcmocka-dev gnutls-bin procps clang-format \
-	user-mode-linux kmod iproute2 strace nginx wrk busybox socat lighttpd nodejs
+	user-mode-linux kmod iproute2 strace nginx wrk busybox socat lighttpd nodejs \
+	$(FUZZ_PKGS)
 
 .PHONY: all lib demo check unit unit-build e2e deps-demo deps-check clean format-check
 
@@ -78,6 +81,41 @@ e2e: lib
 format-check:
 	@out=$$(for f in $$(git ls-files '*.c' '*.h'); do clang-format "$$f" | cmp -s - "$$f" || echo "$$f"; done); \
 	if [ -n "$$out" ]; then echo "not formatted (run clang-format -i): $$out"; exit 1; fi
+
+# Fuzzing (tests/fuzz/): libFuzzer targets, one per parser of untrusted bytes, built by
+# clang with ASan and UBSan from their own copy of the shim objects (hooks.c and init.c
+# left out, as for the unit tests). `make fuzz` runs each for FUZZ_SECONDS; make check
+# runs each briefly over its committed corpus (tests/e2e/60-fuzz.sh).
+FUZZ_CC := clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -std=c11 $(WARN) -g -O1 -fno-omit-frame-pointer -pthread $(FUZZ_SAN)
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_OBJS := $(patsubst shim/%.c,$(FUZZ_DIR)/obj/%.o,$(filter-out shim/hooks.c shim/init.c,$(SRCS)))
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: fuzz fuzz-build deps-fuzz
+
+$(FUZZ_DIR)/obj/%.o: shim/%.c $(HDRS) | $(FUZZ_DIR)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS) $(HDRS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Ishim -Itests/unit -o $@ $< $(FUZZ_OBJS) $(LIBS)
+
+$(FUZZ_DIR)/obj:
+	mkdir -p $@
+
+deps-fuzz:
+	@tests/deps.sh $(BUILD_PKGS) $(FUZZ_PKGS)
+
+# Kept between builds: they are built by a pattern rule only.
+.SECONDARY: $(FUZZ_OBJS)
+
+fuzz-build: $(FUZZ_TARGETS)
+
+fuzz: deps-fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh long
 
 check: deps-check
 	@$(MAKE) --no-print-directory lib unit-build format-check

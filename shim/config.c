@@ -23,6 +23,21 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
 	return -1;
 }
 
+/*
+ * The first max bytes of a bad value, for quoting in the error: any byte but
+ * printable ASCII becomes '?', so the sentence stays one readable log line
+ * whatever the variable held (a newline in it would start a line of its own).
+ */
+static const char *quote(char *buf, size_t buflen, const char *text, size_t max)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < buflen && i < max && text[i] != '\0'; i++)
+		buf[i] = text[i] >= 0x20 && text[i] <= 0x7e ? text[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
 /* Parses a decimal number of at most max with no sign, space or suffix. */
 static bool parse_decimal(const char *s, size_t len, unsigned long max, unsigned long *out)
 {
@@ -57,7 +72,7 @@ int atlas_config_parse_ports(struct atlas_config *cfg, const char *text, char *e
 		char item[16];
 
 		if (!parse_decimal(p, len, 65535, &port) || port == 0) {
-			snprintf(item, sizeof(item), "%.*s", (int)(len < 12 ? len : 12), p);
+			quote(item, sizeof(item), p, len < 12 ? len : 12);
 			/* A half-read list would name the wrong ports: keep none. */
 			memset(cfg->port_bits, 0, sizeof(cfg->port_bits));
 			cfg->nports = 0;
@@ -81,6 +96,7 @@ int atlas_config_parse_ktls(const char *text, enum atlas_ktls_mode *out, char *e
 		[ATLAS_KTLS_OFF] = "off",
 		[ATLAS_KTLS_REQUIRE] = "require",
 	};
+	char q[44];
 
 	if (text == NULL || *text == '\0') {
 		*out = ATLAS_KTLS_AUTO;
@@ -92,8 +108,8 @@ int atlas_config_parse_ktls(const char *text, enum atlas_ktls_mode *out, char *e
 			return 0;
 		}
 	}
-	return fail(err, errlen, "%s: '%.40s' is not one of auto, off, require", ATLAS_ENV_KTLS,
-		    text);
+	return fail(err, errlen, "%s: '%s' is not one of auto, off, require", ATLAS_ENV_KTLS,
+		    quote(q, sizeof(q), text, 40));
 }
 
 const char *atlas_config_ktls_name(enum atlas_ktls_mode mode)
@@ -113,6 +129,7 @@ const char *atlas_config_ktls_name(enum atlas_ktls_mode mode)
 int atlas_config_parse_timeout(const char *text, unsigned *out, char *err, size_t errlen)
 {
 	unsigned long v;
+	char q[44];
 
 	if (text == NULL || *text == '\0') {
 		*out = ATLAS_DEFAULT_HANDSHAKE_TIMEOUT_MS;
@@ -120,8 +137,8 @@ int atlas_config_parse_timeout(const char *text, unsigned *out, char *err, size_
 	}
 	if (!parse_decimal(text, strlen(text), ATLAS_MAX_HANDSHAKE_TIMEOUT_MS, &v) || v == 0)
 		return fail(err, errlen,
-			    "%s: '%.40s' is not a number of milliseconds from 1 to 3600000",
-			    ATLAS_ENV_HANDSHAKE_TIMEOUT_MS, text);
+			    "%s: '%s' is not a number of milliseconds from 1 to 3600000",
+			    ATLAS_ENV_HANDSHAKE_TIMEOUT_MS, quote(q, sizeof(q), text, 40));
 	*out = (unsigned)v;
 	return 0;
 }
@@ -135,6 +152,7 @@ int atlas_config_parse_log_level(const char *text, enum atlas_log_level *out, ch
 		[ATLAS_LOG_INFO] = "info",
 		[ATLAS_LOG_DEBUG] = "debug",
 	};
+	char q[44];
 
 	if (text == NULL || *text == '\0') {
 		*out = ATLAS_LOG_WARN;
@@ -146,8 +164,8 @@ int atlas_config_parse_log_level(const char *text, enum atlas_log_level *out, ch
 			return 0;
 		}
 	}
-	return fail(err, errlen, "%s: '%.40s' is not one of error, warn, info, debug",
-		    ATLAS_ENV_LOG_LEVEL, text);
+	return fail(err, errlen, "%s: '%s' is not one of error, warn, info, debug",
+		    ATLAS_ENV_LOG_LEVEL, quote(q, sizeof(q), text, 40));
 }
 
 static int parse_path(const char *var, const char *text, char *out, size_t outlen, char *err,

@@ -209,8 +209,8 @@ ssize_t atlas_offload_control(struct atlas_conn *c, int fd, int flags, int saved
 	n = atlas_ktls_recv_record(fd, &type, rec, RECORD_MAX, flags & MSG_DONTWAIT);
 	if (n < 0)
 		r = -1;
-	else if (n == 0)
-		r = end_rx(c, 0);
+	else if (n == 0 && type == ATLAS_TLS_APPLICATION_DATA)
+		r = end_rx(c, 0); /* no record at all: the client's FIN */
 	else if (type == ATLAS_TLS_APPLICATION_DATA)
 		r = end_rx(c, ECONNRESET); /* a data record where EIO said control: cannot happen */
 	else

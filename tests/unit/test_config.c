@@ -632,6 +632,28 @@ static void load_error_fits_a_small_buffer(void **state)
 	assert_int_equal(strncmp(small, ATLAS_ENV_KTLS, strlen(ATLAS_ENV_KTLS)), 0);
 }
 
+/* Found by tests/fuzz/fuzz_config: a newline in a value split the log line in two. */
+static void errors_quote_unprintable_bytes_as_question_marks(void **state)
+{
+	(void)state;
+	assert_ports_rejected("443,84\n43");
+	assert_non_null(strstr(err, "'84?43'"));
+	set_env(ATLAS_ENV_KTLS, "off\natlas: info: forged");
+	assert_int_equal(load(), -1);
+	assert_err_names(ATLAS_ENV_KTLS);
+	assert_non_null(strstr(err, "'off?atlas: info: forged'"));
+	set_env(ATLAS_ENV_KTLS, NULL);
+	set_env(ATLAS_ENV_HANDSHAKE_TIMEOUT_MS, "10\r\n");
+	assert_int_equal(load(), -1);
+	assert_err_names(ATLAS_ENV_HANDSHAKE_TIMEOUT_MS);
+	set_env(ATLAS_ENV_HANDSHAKE_TIMEOUT_MS, NULL);
+	set_env(ATLAS_ENV_LOG_LEVEL, "warn\x1b[2J\xc3\xa9");
+	assert_int_equal(load(), -1);
+	assert_err_names(ATLAS_ENV_LOG_LEVEL);
+	assert_non_null(strstr(err, "'warn?[2J?"
+				    "?'"));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, NULL)
 
 int main(void)
@@ -687,6 +709,7 @@ int main(void)
 		T(load_fills_every_field),
 		T(load_error_names_only_the_wrong_variable),
 		T(load_error_fits_a_small_buffer),
+		T(errors_quote_unprintable_bytes_as_question_marks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
