@@ -128,7 +128,7 @@ sanitize: deps-sanitize
 unit: unit-build
 	@tests/run.sh unit
 
-e2e: lib
+e2e: lib unit-build sanitize-build
 	@tests/run.sh e2e
 
 # Every C file follows the committed .clang-format.

@@ -14,7 +14,7 @@
 # sha256, keep-alive, 32 concurrent clients, wrk, plain HTTP refused on the TLS
 # port, the plaintext port untouched) and its weak-spot probes (a request larger
 # than the first read, pipelining, a dripped handshake beside idle clients),
-# then 300 hostile connections, 16 at a time (clients.py churn: full requests,
+# then 200 hostile connections, 16 at a time (clients.py churn: full requests,
 # TLS aborted mid-request, plain HTTP, connect-and-close, garbage, half a
 # ClientHello, reset), a last request, and a graceful stop (python: SIGINT;
 # nginx: SIGQUIT, the workers finish and exit). Then the sanitizer must have
@@ -36,8 +36,8 @@
 # runtime.
 #
 # SAN_ONLY="asan tsan" and SV_ONLY="python nginx duplex" pick (make e2e-sanitizers).
-SV_BIG_MB=${SV_BIG_MB:-16}
-SV_WRK_SECS=${SV_WRK_SECS:-3}
+SV_BIG_MB=${SV_BIG_MB:-8}
+SV_WRK_SECS=${SV_WRK_SECS:-2}
 # Loaded machines start a sanitized python slowly (seconds, with TSan)
 START_SECS=${START_SECS:-30}
 . "$(dirname "$0")/lib.sh"
@@ -45,7 +45,7 @@ START_SECS=${START_SECS:-30}
 
 KINDS=${SAN_ONLY:-asan tsan}
 SERVERS=${SV_ONLY:-python nginx duplex}
-CHURN=${SAN_CHURN:-300}
+CHURN=${SAN_CHURN:-200}
 for prog in curl wrk /usr/sbin/nginx; do
 	command -v "$prog" >/dev/null || {
 		fail "$SCENARIO: $prog missing (apt-get install ${prog##*/})"
@@ -349,6 +349,18 @@ san_duplex() {
 	stop_server duplex
 	san_no_reports "$d" "$(server_log duplex)" "$label"
 }
+
+# The wrapper's ATLAS_PRELOAD_FIRST: a path it cannot read is one line and exit 2, nothing started.
+out=$(ATLAS_PRELOAD_FIRST=$T/no-such-runtime.so "$ATLAS" --cert "$EC_CERT" --key "$EC_KEY" --ports 1 -- \
+	touch "$T/started" 2>&1)
+rc=$?
+if [ "$rc" = 2 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && [ ! -e "$T/started" ] &&
+	printf '%s' "$out" | grep -q "^atlas-preload.sh: ATLAS_PRELOAD_FIRST: cannot read '$T/no-such-runtime.so'"; then
+	pass "the wrapper refuses an unreadable ATLAS_PRELOAD_FIRST: one line, exit 2, nothing started"
+else
+	fail "the wrapper refuses an unreadable ATLAS_PRELOAD_FIRST: one line, exit 2, nothing started (exit $rc)"
+	note "$out"
+fi
 
 for kind in $KINDS; do
 	t0=$(now_ms)
