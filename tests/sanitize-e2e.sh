@@ -12,7 +12,8 @@
 # bounds are made for the normal build (ASan's quarantine and TSan's shadow
 # memory grow RSS; both are slower), and its servers lose their stderr, so a
 # UBSan report (fatal: -fno-sanitize-recover) shows as a server that died.
-# LeakSanitizer is off (most scenarios run python: see 51-sanitizers.sh).
+# LeakSanitizer is off (most scenarios run python: see 51-sanitizers.sh). TSan reads
+# tests/tsan-thirdparty.supp: third-party noise only (node's V8), each entry explained.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
@@ -49,7 +50,7 @@ for s in "$@"; do
 	ATLAS_LIBRARY=$lib ATLAS_PRELOAD_FIRST=$rt \
 		ASAN_OPTIONS="log_path=$d/asan:detect_leaks=0" \
 		UBSAN_OPTIONS="log_path=$d/ubsan:print_stacktrace=1" \
-		TSAN_OPTIONS="log_path=$d/tsan" \
+		TSAN_OPTIONS="log_path=$d/tsan:suppressions=$PWD/tests/tsan-thirdparty.supp" \
 		timeout 900 bash "tests/e2e/$s.sh" >"$d.log" 2>&1
 	rc=$?
 	echo "# $kind: $s: exit $rc, $(grep -c '^ok - ' "$d.log") ok, $(grep -c '^not ok - ' "$d.log") not ok (log: $d.log)"
