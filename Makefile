@@ -70,11 +70,68 @@ $(BUILD)/tests:
 
 unit-build: $(LIB) $(UNIT_TESTS)
 
+# Sanitizer builds: the library and the unit tests again, instrumented, each in its own
+# directory (build/asan: ASan+UBSan, any report fatal; build/tsan: TSan), with gcc, whose
+# runtimes (libasan8, libubsan1, libtsan2) come with gcc-12. The library keeps its private,
+# hidden OpenSSL (LIB_LIBS), so the hooks run the same code as in build/libatlas.so; that
+# OpenSSL is not instrumented, Atlas's own code is. tests/e2e/50-sanitizers-unit.sh runs
+# the unit tests under both and the normal ones under valgrind memcheck;
+# tests/e2e/51-sanitizers.sh runs python's http.server and nginx on both libraries.
+SAN_CC := gcc
+SAN_PKGS := gcc libasan8 libubsan1 libtsan2 valgrind
+CHECK_PKGS += $(SAN_PKGS)
+SAN_FLAGS_asan := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_FLAGS_tsan := -fsanitize=thread
+SAN_KINDS := asan tsan
+SAN_LIBS := $(SAN_KINDS:%=$(BUILD)/%/libatlas.so)
+SAN_UNIT_TESTS := $(foreach k,$(SAN_KINDS),$(UNIT_TESTS:$(BUILD)/tests/%=$(BUILD)/$(k)/tests/%))
+
+define SAN_RULES
+$(BUILD)/$(1)/obj/%.o: shim/%.c $(HDRS) | $(BUILD)/$(1)/obj
+	$(SAN_CC) $(ATLAS_CFLAGS) $(SAN_FLAGS_$(1)) -c -o $$@ $$<
+
+$(BUILD)/$(1)/libatlas.so: $(OBJS:$(BUILD)/obj/%=$(BUILD)/$(1)/obj/%) shim/atlas.map
+	$(SAN_CC) $(ATLAS_CFLAGS) $(SAN_FLAGS_$(1)) -shared -Wl,--version-script=shim/atlas.map \
+		-Wl,-z,defs -o $$@ $(OBJS:$(BUILD)/obj/%=$(BUILD)/$(1)/obj/%) $(LIB_LIBS)
+
+$(BUILD)/$(1)/tests/test_%: tests/unit/test_%.c $(UNIT_LIB_OBJS:$(BUILD)/obj/%=$(BUILD)/$(1)/obj/%) \
+		| $(BUILD)/$(1)/tests
+	$(SAN_CC) $(ATLAS_CFLAGS) $(SAN_FLAGS_$(1)) -Ishim -o $$@ $$< \
+		$(UNIT_LIB_OBJS:$(BUILD)/obj/%=$(BUILD)/$(1)/obj/%) -lcmocka $(LIBS)
+
+$(BUILD)/$(1)/obj $(BUILD)/$(1)/tests:
+	mkdir -p $$@
+endef
+$(foreach k,$(SAN_KINDS),$(eval $(call SAN_RULES,$(k))))
+
+.PHONY: sanitize-build sanitize unit-asan unit-tsan unit-valgrind e2e-sanitizers deps-sanitize
+
+deps-sanitize:
+	@tests/deps.sh $(SAN_PKGS)
+
+sanitize-build: $(SAN_LIBS) $(SAN_UNIT_TESTS)
+
+# The flags of one kind (tests/e2e/50-sanitizers-unit.sh builds its control program with them).
+san-flags-%:
+	@echo $(SAN_FLAGS_$*)
+
+# One kind each (the unit tests), or everything (`make sanitize`: unit tests under ASan+UBSan,
+# TSan and valgrind, then python's http.server and nginx on each sanitizer library).
+unit-asan unit-tsan: lib sanitize-build
+	@SAN_ONLY=$(@:unit-%=%) bash tests/e2e/50-sanitizers-unit.sh
+unit-valgrind: unit-build
+	@SAN_ONLY=valgrind bash tests/e2e/50-sanitizers-unit.sh
+e2e-sanitizers: lib sanitize-build
+	@bash tests/e2e/51-sanitizers.sh
+sanitize: deps-sanitize
+	@$(MAKE) --no-print-directory lib unit-build sanitize-build
+	@bash tests/e2e/50-sanitizers-unit.sh && bash tests/e2e/51-sanitizers.sh
+
 # `make unit` and `make e2e` run one group each (they assume `make check`'s packages are there).
 unit: unit-build
 	@tests/run.sh unit
 
-e2e: lib
+e2e: lib unit-build sanitize-build
 	@tests/run.sh e2e
 
 # Every C file follows the committed .clang-format.
@@ -118,7 +175,7 @@ fuzz: deps-fuzz
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh long
 
 check: deps-check
-	@$(MAKE) --no-print-directory lib unit-build format-check
+	@$(MAKE) --no-print-directory lib unit-build sanitize-build format-check
 	@tests/run.sh
 
 clean:

@@ -117,5 +117,12 @@ openssl x509 -in "$ATLAS_CERT" -noout -checkend 0 >/dev/null 2>&1 ||
 abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }
 export ATLAS_PORTS ATLAS_KTLS ATLAS_HANDSHAKE_TIMEOUT_MS ATLAS_LOG_LEVEL
 export ATLAS_CERT="$(abs "$ATLAS_CERT")" ATLAS_KEY="$(abs "$ATLAS_KEY")"
-export LD_PRELOAD="$(abs "$lib")${LD_PRELOAD:+ $LD_PRELOAD}"
+# ATLAS_PRELOAD_FIRST: libraries that must precede Atlas in LD_PRELOAD: a sanitizer's runtime
+# (libasan.so.8 for build/asan/libatlas.so) must be the first library loaded of all.
+first=""
+for f in ${ATLAS_PRELOAD_FIRST:-}; do
+	[ -r "$f" ] || die "ATLAS_PRELOAD_FIRST: cannot read '$f'"
+	first+="$(abs "$f") "
+done
+export LD_PRELOAD="$first$(abs "$lib")${LD_PRELOAD:+ $LD_PRELOAD}"
 exec "$@"
