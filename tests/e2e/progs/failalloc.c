@@ -1,0 +1,175 @@
+/*
+ * failalloc.so: a fault-injection preload for the allocation-failure scenario
+ * (tests/e2e/14-alloc-failure.sh). Listed in LD_PRELOAD before Atlas, its
+ * malloc, calloc and realloc come first in symbol lookup, so every call to
+ * them reaches it; one whose caller lies inside build/libatlas.so (Atlas, and
+ * the OpenSSL linked statically into it) may be made to fail with ENOMEM on a
+ * schedule. Every other caller (the server, libc, python) is never failed.
+ *
+ *   FAILALLOC_LIB=PATH     the library whose allocations may fail (its mapped
+ *                          range, from dl_iterate_phdr at load); required
+ *   FAILALLOC_EVERY=N      fail every Nth allocation from inside (default 1)
+ *   FAILALLOC_FROM=A       ... counting from the Ath inside allocation (default 1)
+ *   FAILALLOC_COUNT=K      ... and only K failures in all (default: no limit)
+ *   FAILALLOC_SWITCH=FILE  ... and only while FILE exists (checked per allocation)
+ *   FAILALLOC_STATS=FILE   a 64-byte file kept up to date with "inside=I failed=F\n"
+ *
+ * The first 20 failures are each logged on stderr as one line,
+ * "failalloc: failing allocation #I (malloc SIZE) from libatlas.so+0xOFFSET".
+ * glibc's own __libc_malloc and friends do the real work, so no dlsym (which
+ * allocates) is needed; free is left alone.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <errno.h>
+
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t size);
+
+#define LOG_FIRST 20
+
+static uintptr_t lib_lo, lib_hi; /* the target's mapped range; 0, 0 until found */
+static unsigned long every = 1, from = 1, limit;
+static const char *switch_file;
+static char *stats;		   /* a shared mapping of FAILALLOC_STATS, or NULL */
+static unsigned long inside, failed; /* atomic counters */
+
+static int find_lib(struct dl_phdr_info *info, size_t size, void *data)
+{
+	const char *want = data;
+	const char *name = info->dlpi_name;
+	size_t nl = strlen(name), wl = strlen(want);
+
+	(void)size;
+	if (nl < wl || strcmp(name + nl - wl, want) != 0)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+
+		if (ph->p_type != PT_LOAD)
+			continue;
+		if (lib_lo == 0 || lo < lib_lo)
+			lib_lo = lo;
+		if (hi > lib_hi)
+			lib_hi = hi;
+	}
+	return 1;
+}
+
+static unsigned long env_ul(const char *name, unsigned long dflt)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v ? strtoul(v, NULL, 10) : dflt;
+}
+
+__attribute__((constructor)) static void failalloc_init(void)
+{
+	const char *lib = getenv("FAILALLOC_LIB"), *st = getenv("FAILALLOC_STATS");
+	const char *base;
+
+	if (lib == NULL)
+		return;
+	base = strrchr(lib, '/') ? strrchr(lib, '/') + 1 : lib;
+	dl_iterate_phdr(find_lib, (void *)base);
+	every = env_ul("FAILALLOC_EVERY", 1);
+	from = env_ul("FAILALLOC_FROM", 1);
+	limit = env_ul("FAILALLOC_COUNT", 0);
+	switch_file = getenv("FAILALLOC_SWITCH");
+	if (every == 0)
+		every = 1;
+	if (st != NULL) {
+		int fd = open(st, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+		if (fd >= 0 && ftruncate(fd, 64) == 0) {
+			void *p = mmap(NULL, 64, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+			stats = p == MAP_FAILED ? NULL : p;
+		}
+		if (fd >= 0)
+			syscall(SYS_close, fd); /* not through Atlas's hook: not a socket */
+	}
+}
+
+static void note(const char *what, size_t size, uintptr_t from_addr, unsigned long n,
+		 unsigned long nfail)
+{
+	char line[160];
+	int len;
+
+	if (stats != NULL) {
+		char s[64];
+		int sl = snprintf(s, sizeof(s), "inside=%lu failed=%lu\n", n, nfail);
+
+		if (sl > 0 && sl < 64) {
+			memset(stats, ' ', 63);
+			memcpy(stats, s, (size_t)sl);
+		}
+	}
+	if (what == NULL || nfail > LOG_FIRST)
+		return;
+	len = snprintf(line, sizeof(line),
+		       "failalloc: failing allocation #%lu (%s %zu) from libatlas.so+0x%lx\n", n,
+		       what, size, (unsigned long)(from_addr - lib_lo));
+	if (len > 0)
+		(void)!syscall(SYS_write, 2, line, (size_t)len);
+}
+
+/* Whether the allocation asked for at from_addr must fail. */
+static int should_fail(uintptr_t from_addr, const char *what, size_t size)
+{
+	unsigned long n, nfail;
+
+	if (from_addr < lib_lo || from_addr >= lib_hi)
+		return 0;
+	n = __atomic_add_fetch(&inside, 1, __ATOMIC_RELAXED);
+	if (n < from || (n - from) % every != 0 ||
+	    (switch_file != NULL && access(switch_file, F_OK) != 0) ||
+	    (limit != 0 && __atomic_load_n(&failed, __ATOMIC_RELAXED) >= limit)) {
+		if (stats != NULL && n % 256 == 0)
+			note(NULL, 0, 0, n, __atomic_load_n(&failed, __ATOMIC_RELAXED));
+		return 0;
+	}
+	nfail = __atomic_add_fetch(&failed, 1, __ATOMIC_RELAXED);
+	note(what, size, from_addr, n, nfail);
+	return 1;
+}
+
+void *malloc(size_t size)
+{
+	if (should_fail((uintptr_t)__builtin_return_address(0), "malloc", size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_malloc(size);
+}
+
+void *calloc(size_t n, size_t size)
+{
+	if (should_fail((uintptr_t)__builtin_return_address(0), "calloc", n * size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t size)
+{
+	if (size != 0 && should_fail((uintptr_t)__builtin_return_address(0), "realloc", size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_realloc(p, size);
+}
