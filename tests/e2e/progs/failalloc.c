@@ -11,8 +11,11 @@
  *   FAILALLOC_EVERY=N      fail every Nth allocation from inside (default 1)
  *   FAILALLOC_FROM=A       ... counting from the Ath inside allocation (default 1)
  *   FAILALLOC_COUNT=K      ... and only K failures in all (default: no limit)
- *   FAILALLOC_SWITCH=FILE  ... and only while FILE exists (checked per allocation)
- *   FAILALLOC_STATS=FILE   a 64-byte file kept up to date with "inside=I failed=F\n"
+ *   FAILALLOC_SWITCH=FILE  ... and only while FILE exists; a number in it replaces N
+ *                          (the file is looked at every 20 ms at most)
+ *   FAILALLOC_STATS=FILE   a file kept up to date with "inside=I failed=F\n" (a shared
+ *                          mapping: the counts of every process forked after the load)
+ *   FAILALLOC_BACKTRACE=1  each logged failure is followed by its backtrace (glibc's)
  *
  * The first 20 failures are each logged on stderr as one line,
  * "failalloc: failing allocation #I (malloc SIZE) from libatlas.so+0xOFFSET".
@@ -21,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <link.h>
 #include <stdint.h>
@@ -29,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <errno.h>
@@ -42,8 +47,17 @@ extern void *__libc_realloc(void *p, size_t size);
 static uintptr_t lib_lo, lib_hi; /* the target's mapped range; 0, 0 until found */
 static unsigned long every = 1, from = 1, limit;
 static const char *switch_file;
-static char *stats;		   /* a shared mapping of FAILALLOC_STATS, or NULL */
-static unsigned long inside, failed; /* atomic counters */
+static int with_backtrace;
+/* The counters (atomic): in the shared mapping of FAILALLOC_STATS when there is one. */
+struct counters {
+	char text[64]; /* "inside=I failed=F\n", padded with spaces */
+	unsigned long inside;
+	unsigned long failed;
+};
+static struct counters own, *cnt = &own;
+static char *stats;
+/* nginx overwrites its environment (its process title): keep copies. */
+static char switch_path[4096];
 
 static int find_lib(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -88,15 +102,24 @@ __attribute__((constructor)) static void failalloc_init(void)
 	from = env_ul("FAILALLOC_FROM", 1);
 	limit = env_ul("FAILALLOC_COUNT", 0);
 	switch_file = getenv("FAILALLOC_SWITCH");
+	if (switch_file != NULL) {
+		snprintf(switch_path, sizeof(switch_path), "%s", switch_file);
+		switch_file = switch_path;
+	}
+	with_backtrace = getenv("FAILALLOC_BACKTRACE") != NULL;
 	if (every == 0)
 		every = 1;
 	if (st != NULL) {
 		int fd = open(st, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 
-		if (fd >= 0 && ftruncate(fd, 64) == 0) {
-			void *p = mmap(NULL, 64, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (fd >= 0 && ftruncate(fd, sizeof(struct counters)) == 0) {
+			void *p = mmap(NULL, sizeof(struct counters), PROT_READ | PROT_WRITE,
+				       MAP_SHARED, fd, 0);
 
-			stats = p == MAP_FAILED ? NULL : p;
+			if (p != MAP_FAILED) {
+				cnt = p;
+				stats = cnt->text;
+			}
 		}
 		if (fd >= 0)
 			syscall(SYS_close, fd); /* not through Atlas's hook: not a socket */
@@ -125,6 +148,47 @@ static void note(const char *what, size_t size, uintptr_t from_addr, unsigned lo
 		       what, size, (unsigned long)(from_addr - lib_lo));
 	if (len > 0)
 		(void)!syscall(SYS_write, 2, line, (size_t)len);
+	if (with_backtrace) {
+		void *frames[32];
+
+		backtrace_symbols_fd(frames, backtrace(frames, 32), 2);
+	}
+}
+
+/*
+ * The schedule's N now: 0 (nothing fails) while the switch file is missing, else the
+ * number it holds or FAILALLOC_EVERY. Raw system calls: Atlas's hooks are not for us.
+ */
+static unsigned long every_now(void)
+{
+	static long long next_look_ns;
+	static unsigned long cached;
+	struct timespec now;
+	long long ns;
+	char buf[32];
+	long fd, n;
+	unsigned long v;
+
+	if (switch_file == NULL)
+		return every;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+	if (ns < __atomic_load_n(&next_look_ns, __ATOMIC_RELAXED))
+		return __atomic_load_n(&cached, __ATOMIC_RELAXED);
+	fd = syscall(SYS_openat, AT_FDCWD, switch_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		v = 0;
+	} else {
+		n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+		syscall(SYS_close, fd);
+		buf[n > 0 ? n : 0] = '\0';
+		v = strtoul(buf, NULL, 10);
+		if (v == 0)
+			v = every;
+	}
+	__atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+	__atomic_store_n(&next_look_ns, ns + 20000000LL, __ATOMIC_RELAXED);
+	return v;
 }
 
 /* Whether the allocation asked for at from_addr must fail. */
@@ -134,15 +198,16 @@ static int should_fail(uintptr_t from_addr, const char *what, size_t size)
 
 	if (from_addr < lib_lo || from_addr >= lib_hi)
 		return 0;
-	n = __atomic_add_fetch(&inside, 1, __ATOMIC_RELAXED);
-	if (n < from || (n - from) % every != 0 ||
-	    (switch_file != NULL && access(switch_file, F_OK) != 0) ||
-	    (limit != 0 && __atomic_load_n(&failed, __ATOMIC_RELAXED) >= limit)) {
-		if (stats != NULL && n % 256 == 0)
-			note(NULL, 0, 0, n, __atomic_load_n(&failed, __ATOMIC_RELAXED));
+	n = __atomic_add_fetch(&cnt->inside, 1, __ATOMIC_RELAXED);
+	unsigned long each = every_now();
+
+	if (each == 0 || n < from || (n - from) % each != 0 ||
+	    (limit != 0 && __atomic_load_n(&cnt->failed, __ATOMIC_RELAXED) >= limit)) {
+		if (stats != NULL)
+			note(NULL, 0, 0, n, __atomic_load_n(&cnt->failed, __ATOMIC_RELAXED));
 		return 0;
 	}
-	nfail = __atomic_add_fetch(&failed, 1, __ATOMIC_RELAXED);
+	nfail = __atomic_add_fetch(&cnt->failed, 1, __ATOMIC_RELAXED);
 	note(what, size, from_addr, n, nfail);
 	return 1;
 }

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# 14: allocation failure inside Atlas. tests/e2e/progs/failalloc.c, preloaded
+# before the library, makes malloc, calloc and realloc fail (ENOMEM) when they
+# are called from inside build/libatlas.so (Atlas and its own OpenSSL), every
+# Nth such call, while a switch file exists. Under python's threaded
+# http.server and under nginx (epoll, 2 workers), many HTTPS GETs (a small file,
+# and one in ten a 1 MiB one) run while allocations fail:
+#   - every connection either works fully (the right bytes) or fails cleanly
+#     (an alert, a reset, a close, a body cut short by a reset): never
+#     plaintext, never a wrong body, never a silence longer than the handshake
+#     timeout (tests/e2e/hostile.py faults);
+#   - the process never dies (the same pids serve throughout), the log has a
+#     line for the failed connections ("malloc failure", "out of memory");
+#   - once the switch file is gone, every connection works again, and the fd
+#     count is back to its baseline.
+# The allocations made when the TLS context is built (at listen) are not
+# failed here: that start-up refuses the TLS ports with one error line (10 shows it).
+. "$(dirname "$0")/lib.sh"
+
+HOSTILE=$E2E_DIR/hostile.py
+FA=$T/failalloc.so
+cc -O1 -g -std=c11 -Wall -Wextra -Werror -shared -fPIC -o "$FA" "$E2E_DIR/progs/failalloc.c" || {
+	fail "tests/e2e/progs/failalloc.c builds"
+	finish
+}
+make_certs
+mkdir -p "$T/www"
+echo "alloc failure $(openssl rand -hex 8)" >"$T/www/index.html"
+head -c $((1024 * 1024)) /dev/urandom >"$T/www/big.bin"
+WANT=$(cat "$T/www/index.html")
+SWITCH=$T/failing-now
+
+# under_failalloc NAME PORTS -- CMD...: CMD with failalloc.so, then Atlas, preloaded (by hand:
+# the wrapper puts Atlas first), failing every Nth allocation while $SWITCH exists (N in it).
+under_failalloc() {
+	local name=$1 ports=$2
+	shift 3
+	start_server "$name" "$ports" -- env LD_PRELOAD="$FA $LIBATLAS" FAILALLOC_LIB="$LIBATLAS" \
+		FAILALLOC_SWITCH="$SWITCH" FAILALLOC_STATS="$T/$name.stats" \
+		ATLAS_PORTS="${ports%%,*}" ATLAS_CERT="$EC_CERT" ATLAS_KEY="$EC_KEY" ATLAS_LOG_LEVEL=info \
+		ATLAS_HANDSHAKE_TIMEOUT_MS=3000 "$@"
+}
+
+procs() {
+	case $1 in
+	py) server_pid py ;;
+	nginx) pgrep -P "$(server_pid nginx)" | sort -n ;;
+	esac
+}
+fds_of() {
+	local s=0 p
+	for p in $(procs "$1"); do s=$((s + $(fd_count "$p"))); done
+	echo "$s"
+}
+fds_back() { [ "$(fds_of "$1")" -le "$2" ]; }
+stats() { tr -d '\0' <"$T/$1.stats" | tr -s ' \n' ' '; }
+failed_allocs() { stats "$1" | sed -n 's/.*failed=\([0-9]*\).*/\1/p'; }
+faults() { # faults NAME PORT COUNT: RES
+	RES=$("$PY" "$HOSTILE" faults --port "$2" --ca "$CA" --dir "$T/www" --path /index.html --big /big.bin \
+		--big-every 10 --count "$3" --workers 8 --deadline 6 2>&1)
+}
+field() { sed -n "s/^$1=//p" <<<"$RES" | head -n 1; }
+
+# run NAME PORT: the phases, against a server started under failalloc.
+run() {
+	local name=$1 port=$2 fd0 pids0 f0 log every body
+	log=$(server_log "$name")
+	faults "$name" "$port" 40
+	is_eq "$name: before any failure, 40 GETs all work ($(field outcomes))" "$(field ok)" 40
+	sleep 0.5
+	fd0=$(fds_of "$name")
+	pids0=$(procs "$name" | tr '\n' ' ')
+
+	# Every 997th allocation inside Atlas (about one connection in two fails, each at another
+	# point of its life), then every 7th (hardly a connection gets through).
+	for every in 997 7; do
+		f0=$(failed_allocs "$name")
+		echo "$every" >"$SWITCH"
+		faults "$name" "$port" 300
+		rm -f "$SWITCH"
+		sleep 0.1 # failalloc.so looks at the switch every 20 ms
+		note "$name, every ${every}th: failalloc: $(stats "$name")"
+		if [ "$(field bad)" = 0 ]; then
+			pass "$name, every ${every}th allocation inside Atlas failing: 300 GETs each worked or failed cleanly ($(field outcomes))"
+		else
+			fail "$name, every ${every}th allocation inside Atlas failing: 300 GETs each worked or failed cleanly"
+			note "$RES"
+		fi
+		is_between "$name, every ${every}th: allocations did fail meanwhile ($(($(failed_allocs "$name") - f0)))" \
+			"$(($(failed_allocs "$name") - f0))" 1 100000000
+		is_between "$name, every ${every}th: connections failed because of them ($((300 - $(field ok))) of 300)" \
+			"$((300 - $(field ok)))" 1 300
+		is_eq "$name, every ${every}th: the same processes serve (nothing crashed)" \
+			"$(procs "$name" | tr '\n' ' ')" "$pids0"
+	done
+	is_match "$name: the log says why connections failed (OpenSSL's malloc failure or Atlas's out of memory)" \
+		"$(grep -a '^atlas:' "$log")" "port $port: (refused|connection broken|connection refused).*(malloc failure|out of memory)"
+	is_no_match "$name: no atlas fatal line (a crash inside Atlas)" "$(grep -a '^atlas:' "$log")" '^atlas: fatal'
+
+	# The schedule is over: everything works again.
+	faults "$name" "$port" 100
+	is_eq "$name: once allocations succeed again, 100 GETs all work ($(field outcomes))" "$(field ok)" 100
+	body=$(hcurl "$port" /index.html 2>&1)
+	is_eq "$name: ... curl too" "$body" "$WANT"
+	if wait_until 15 fds_back "$name" "$fd0"; then
+		pass "$name: the fd count is back to its baseline ($(fds_of "$name") <= $fd0)"
+	else
+		fail "$name: the fd count is back to its baseline ($fd0): now $(fds_of "$name")"
+	fi
+	is_eq "$name: the same processes still serve" "$(procs "$name" | tr '\n' ' ')" "$pids0"
+}
+
+
+P=$(free_port)
+if under_failalloc py "$P" -- "$PY" "$SERVE" files --port "$P" --dir "$T/www"; then
+	run py "$P"
+	stop_server py
+else
+	fail "python's http.server starts under failalloc.so and Atlas"
+fi
+
+P=$(free_port)
+d=$T/nginx
+mkdir -p "$d"
+cat >"$d/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 2;
+pid $d/nginx.pid;
+error_log stderr warn;
+events { use epoll; worker_connections 1024; }
+http {
+	access_log off;
+	sendfile on;
+	client_body_temp_path $d/body;
+	proxy_temp_path $d/proxy;
+	fastcgi_temp_path $d/fastcgi;
+	uwsgi_temp_path $d/uwsgi;
+	scgi_temp_path $d/scgi;
+	default_type application/octet-stream;
+	server { listen 127.0.0.1:$P; root $T/www; }
+}
+EOF
+if [ ! -x /usr/sbin/nginx ]; then
+	fail "nginx is missing (make check installs it)"
+elif under_failalloc nginx "$P" -- /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -e stderr &&
+	wait_until 10 bash -c "[ \$(pgrep -c -P $(server_pid nginx)) -ge 2 ]"; then
+	run nginx "$P"
+	stop_server nginx
+else
+	fail "nginx starts under failalloc.so and Atlas"
+fi
+
+finish
