@@ -53,7 +53,7 @@ fds_of() {
 	echo "$s"
 }
 fds_back() { [ "$(fds_of "$1")" -le "$2" ]; }
-stats() { tr -d '\0' <"$T/$1.stats" | tr -s ' \n' ' '; }
+stats() { head -n 1 "$T/$1.stats" | tr -d '\0' | tr -s ' ' ' '; }
 failed_allocs() { stats "$1" | sed -n 's/.*failed=\([0-9]*\).*/\1/p'; }
 faults() { # faults NAME PORT COUNT: RES
 	RES=$("$PY" "$HOSTILE" faults --port "$2" --ca "$CA" --dir "$T/www" --path /index.html --big /big.bin \
