@@ -111,6 +111,27 @@ run() {
 }
 
 
+# The first connections of a process: OpenSSL builds its tables of algorithms the first
+# time a handshake needs them, and a failure there must not break the connections after
+# it (it did: tls.c now builds them when the context is made). A fresh server, failing
+# one allocation in 300 at random (fixed draws) from its very first connection.
+P=$(free_port)
+if under_failalloc first "$P" -- "$PY" "$SERVE" files --port "$P" --dir "$T/www"; then
+	echo r300 >"$SWITCH"
+	faults first "$P" 60
+	rm -f "$SWITCH"
+	sleep 0.1
+	note "first connections: $RES" "failalloc: $(stats first)"
+	is_eq "a fresh server whose first 60 connections meet failing allocations: each worked or failed cleanly ($(field outcomes))" \
+		"$(field bad)" 0
+	is_between "... allocations did fail ($(failed_allocs first))" "$(failed_allocs first)" 1 100000000
+	faults first "$P" 40
+	is_eq "... and once they succeed again, 40 GETs all work ($(field outcomes))" "$(field ok)" 40
+	stop_server first
+else
+	fail "python's http.server starts under failalloc.so and Atlas"
+fi
+
 P=$(free_port)
 if under_failalloc py "$P" -- "$PY" "$SERVE" files --port "$P" --dir "$T/www"; then
 	run py "$P"

@@ -11,8 +11,10 @@
  *   FAILALLOC_EVERY=N      fail every Nth allocation from inside (default 1)
  *   FAILALLOC_FROM=A       ... counting from the Ath inside allocation (default 1)
  *   FAILALLOC_COUNT=K      ... and only K failures in all (default: no limit)
- *   FAILALLOC_SWITCH=FILE  ... and only while FILE exists; a number in it replaces N
- *                          (the file is looked at every 20 ms at most)
+ *   FAILALLOC_SWITCH=FILE  ... and only while FILE exists; a number in it replaces N,
+ *                          and "rN" makes it a chance of 1 in N instead, drawn from
+ *                          the allocation's number (splitmix64: the same draws each
+ *                          run); the file is looked at every 20 ms at most
  *   FAILALLOC_STATS=FILE   a file kept up to date with "inside=I failed=F\n" (a shared
  *                          mapping: the counts of every process forked after the load)
  *   FAILALLOC_BACKTRACE=1  each logged failure is followed by its backtrace (glibc's)
@@ -27,6 +29,7 @@
 #include <execinfo.h>
 #include <fcntl.h>
 #include <link.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +162,8 @@ static void note(const char *what, size_t size, uintptr_t from_addr, unsigned lo
  * The schedule's N now: 0 (nothing fails) while the switch file is missing, else the
  * number it holds or FAILALLOC_EVERY. Raw system calls: Atlas's hooks are not for us.
  */
+static int random_mode; /* the switch said "rN" */
+
 static unsigned long every_now(void)
 {
 	static long long next_look_ns;
@@ -182,7 +187,8 @@ static unsigned long every_now(void)
 		n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
 		syscall(SYS_close, fd);
 		buf[n > 0 ? n : 0] = '\0';
-		v = strtoul(buf, NULL, 10);
+		__atomic_store_n(&random_mode, buf[0] == 'r', __ATOMIC_RELAXED);
+		v = strtoul(buf + (buf[0] == 'r'), NULL, 10);
 		if (v == 0)
 			v = every;
 	}
@@ -191,18 +197,28 @@ static unsigned long every_now(void)
 	return v;
 }
 
+/* A well-mixed 64-bit value of n (splitmix64's finaliser). */
+static unsigned long long mix(unsigned long long n)
+{
+	n = (n ^ (n >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	n = (n ^ (n >> 27)) * 0x94d049bb133111ebULL;
+	return n ^ (n >> 31);
+}
+
 /* Whether the allocation asked for at from_addr must fail. */
 static int should_fail(uintptr_t from_addr, const char *what, size_t size)
 {
-	unsigned long n, nfail;
+	unsigned long n, nfail, each;
+	bool hit = false;
 
 	if (from_addr < lib_lo || from_addr >= lib_hi)
 		return 0;
 	n = __atomic_add_fetch(&cnt->inside, 1, __ATOMIC_RELAXED);
-	unsigned long each = every_now();
-
-	if (each == 0 || n < from || (n - from) % each != 0 ||
-	    (limit != 0 && __atomic_load_n(&cnt->failed, __ATOMIC_RELAXED) >= limit)) {
+	each = every_now();
+	if (each != 0 && n >= from)
+		hit = __atomic_load_n(&random_mode, __ATOMIC_RELAXED) ? mix(n) % each == 0
+								      : (n - from) % each == 0;
+	if (!hit || (limit != 0 && __atomic_load_n(&cnt->failed, __ATOMIC_RELAXED) >= limit)) {
 		if (stats != NULL)
 			note(NULL, 0, 0, n, __atomic_load_n(&cnt->failed, __ATOMIC_RELAXED));
 		return 0;
