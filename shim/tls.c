@@ -209,6 +209,14 @@ SSL *atlas_tls_ssl_new(SSL_CTX *ctx, struct atlas_conn *c)
 	return ssl;
 }
 
+/* SSL_do_handshake returned r: done, or waiting for the other side (not failed). */
+static bool handshake_waits(SSL *ssl, int r)
+{
+	int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, r);
+
+	return e == SSL_ERROR_NONE || e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+}
+
 /*
  * One handshake between ctx and a client in memory (a BIO pair), at version:
  * 1 when it completed. Nothing touches a socket, and nothing is logged.
@@ -219,7 +227,8 @@ static int warm_up_one(SSL_CTX *ctx, SSL_CTX *client_ctx, int version)
 	BIO *sb = NULL, *cb = NULL;
 	int done = 0;
 
-	if (server == NULL || client == NULL || !BIO_new_bio_pair(&sb, 0, &cb, 0))
+	/* Buffers of 64 KiB: a large certificate chain's flight needs more rounds, no more. */
+	if (server == NULL || client == NULL || !BIO_new_bio_pair(&sb, 65536, &cb, 65536))
 		goto out;
 	SSL_set_bio(server, sb, sb);
 	SSL_set_bio(client, cb, cb);
@@ -227,13 +236,12 @@ static int warm_up_one(SSL_CTX *ctx, SSL_CTX *client_ctx, int version)
 	SSL_set_max_proto_version(client, version);
 	SSL_set_accept_state(server);
 	SSL_set_connect_state(client);
-	/* Each side's turn produces the other's next flight: a handful of rounds at most. */
-	for (int round = 0; round < 8 && !done; round++) {
+	/* Each side's turn produces (part of) the other's next flight: a few rounds. */
+	for (int round = 0; round < 64 && !done; round++) {
 		int rc = SSL_do_handshake(client), rs = SSL_do_handshake(server);
 
 		done = rc == 1 && rs == 1;
-		if (!done && ((rc <= 0 && SSL_get_error(client, rc) != SSL_ERROR_WANT_READ) ||
-			      (rs <= 0 && SSL_get_error(server, rs) != SSL_ERROR_WANT_READ)))
+		if (!done && (!handshake_waits(client, rc) || !handshake_waits(server, rs)))
 			break;
 	}
 out:
@@ -352,6 +360,7 @@ SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, bool ktls, char *err,
 		return ctx_fail(ctx, err, errlen, "cannot create the socket BIO", "");
 	if (!warm_up(ctx))
 		return ctx_fail(ctx, err, errlen,
-				"a TLS handshake in memory with this certificate failed", "");
+				"a TLS handshake in memory failed with the certificate in",
+				cfg->cert);
 	return ctx;
 }
