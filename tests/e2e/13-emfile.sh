@@ -24,6 +24,7 @@ make_certs
 start_emf() {
 	local name=$1 p=$2 q=$3 pre=()
 	[ "${4:-}" = atlas ] && pre=("$ATLAS" --cert "$EC_CERT" --key "$EC_KEY" --ports "$p" --log-level info --)
+	# shellcheck disable=SC2016 # the inner shell expands them
 	start_server "$name" "$p,$q" -- bash -c 'ulimit -n "$0" && exec "$@"' "$LIMIT" "${pre[@]}" "$T/emfsrv" "$p" "$q"
 }
 failed_line() { grep -a -m1 "^emfsrv: accept on port $2 failed: " "$(server_log "$1")" | sed 's/.*failed: //'; }
