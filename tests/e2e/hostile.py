@@ -16,7 +16,7 @@ socket has a timeout, so nothing here can hang a test.
   flood      COUNT full handshakes (and a tiny GET on each), as fast as WORKERS go
   hold       COUNT TLS connections, handshake done, no request, held until SIGTERM
              or --hold seconds; then closed (close_notify)
-  faults     COUNT GETs (small and --big) whose every outcome is classified:
+  faults     COUNT GETs (small and --big; or --echo N bytes to an echo server) whose every outcome is classified:
              ok (the right body), refused/reset/closed/alert (a clean failure),
              or bad (plaintext, a wrong body, a hang past --deadline)
 """
@@ -409,6 +409,33 @@ def cmd_hold(args):
     return 0
 
 
+def fault_echo(args, s, obj, inc, outb, t0):
+    """--echo N: N random bytes in records of 1000, each read back before the next (an echo
+    server never closes): ok when every byte came back; a close or reset is clean."""
+    raw = b""
+    for _ in range(max(1, args.echo // 1000)):
+        msg = os.urandom(1000)
+        obj.write(msg)
+        s.sendall(outb.read())
+        got = b""
+        while len(got) < len(msg):
+            try:
+                got += obj.read(65536)
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            b = s.recv(65536)  # the caller's handlers turn errors and timeouts into outcomes
+            if not b:
+                why = tls_records_only(raw)
+                return ("bad", f"plaintext? {why}") if why else ("closed", f"after {len(got)} echoed bytes")
+            raw += b
+            inc.write(b)
+        if got != msg:
+            return "bad", f"the echo differs ({len(got)} bytes)"
+    why = tls_records_only(raw)
+    return ("bad", f"plaintext? {why}") if why else ("ok", round((time.monotonic() - t0) * 1000))
+
+
 def fault_one(args, ctx, path, want_sha):
     """One GET; (outcome, detail). Reads raw bytes so that plaintext would show."""
     t0 = time.monotonic()
@@ -438,6 +465,8 @@ def fault_one(args, ctx, path, want_sha):
                 return "closed", "in the handshake"
             raw += b
             inc.write(b)
+        if args.echo:
+            return fault_echo(args, s, obj, inc, outb, t0)
         obj.write(f"GET {path} HTTP/1.0\r\nHost: {args.host}\r\n\r\n".encode())
         s.sendall(outb.read())
         while True:
@@ -487,7 +516,7 @@ def cmd_faults(args):
     ctx = ctx_for(args)
     shas = {}
     for p in (args.path, args.big):
-        if p:
+        if p and not args.echo:
             with open(os.path.join(args.dir, p.lstrip("/")), "rb") as f:
                 shas[p] = hashlib.sha256(f.read()).hexdigest()
     paths = [args.path] * max(1, args.big_every - 1) + ([args.big] if args.big else [])
@@ -495,7 +524,7 @@ def cmd_faults(args):
 
     def job(i):
         p = paths[i % len(paths)]
-        k, d = fault_one(args, ctx, p, shas[p])
+        k, d = fault_one(args, ctx, p, shas.get(p))
         with lock:
             counts[k] = counts.get(k, 0) + 1
             if k == "bad":
@@ -535,6 +564,7 @@ def main():
         q.add_argument("--workers", type=int, default=8)
         q.add_argument("--hold", type=float, default=60)
         q.add_argument("--read-mb", type=int, default=4)
+        q.add_argument("--echo", type=int, default=0, help="faults: an echo server, N bytes each")
     args = p.parse_args()
     return cmds[args.cmd](args)
 
