@@ -97,6 +97,7 @@ struct atlas_conn {
 	 * the events the host asked for, those the kernel was given, the host's data.
 	 */
 	unsigned char pending;
+	unsigned char ready_slot; /* holds a place on ready.c's lists (atlas_ready_reserve) */
 	unsigned char ep_reported;
 	short hs_want;
 	int ep_fd;

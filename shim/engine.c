@@ -133,7 +133,7 @@ static enum step sniff_step(struct atlas_conn *c, int fd)
 	switch (atlas_sniff_classify(c->sniff, c->sniff_len)) {
 	case ATLAS_SNIFF_TLS:
 		c->ssl = engine_ctx ? atlas_tls_ssl_new(engine_ctx, c) : NULL;
-		if (c->ssl == NULL) {
+		if (c->ssl == NULL || !atlas_ready_reserve(c)) {
 			refuse(c, fd, ECONNRESET, "cannot start a TLS session", "out of memory");
 			return STEP_FAILED;
 		}

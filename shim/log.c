@@ -63,10 +63,19 @@ out:
 
 const char *atlas_log_ssl_reason(char *buf, unsigned long len)
 {
-	unsigned long code, last = 0;
+	unsigned long code, last = 0, oom = 0;
 
-	while ((code = ERR_get_error()) != 0)
+	/*
+	 * The last error is the most specific, except that an allocation that failed
+	 * deep down comes back as "internal error" or worse: name the cause.
+	 */
+	while ((code = ERR_get_error()) != 0) {
 		last = code;
+		if (ERR_GET_REASON(code) == ERR_R_MALLOC_FAILURE)
+			oom = code;
+	}
+	if (oom != 0)
+		last = oom;
 	buf[0] = '\0';
 	if (last != 0) {
 		const char *reason = ERR_reason_error_string(last);

@@ -29,18 +29,32 @@ struct conn_list {
 
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conn_list waiting, handshakes;
+/* Connections holding a reservation (c->ready_slot): each list has room for all of them. */
+static unsigned reserved;
 
+/* Room for n entries in l. Locked. */
+static bool list_reserve(struct conn_list *l, unsigned n)
+{
+	unsigned cap = l->cap ? l->cap : 16;
+	struct atlas_conn **grown;
+
+	if (l->cap >= n)
+		return true;
+	while (cap < n)
+		cap *= 2;
+	grown = realloc(l->at, cap * sizeof(*grown));
+	if (grown == NULL)
+		return false;
+	l->at = grown;
+	l->cap = cap;
+	return true;
+}
+
+/* Never fails for a connection that holds a reservation (atlas_ready_reserve). */
 static bool list_add(struct conn_list *l, struct atlas_conn *c)
 {
-	if (l->n == l->cap) {
-		unsigned cap = l->cap ? l->cap * 2 : 16;
-		struct atlas_conn **grown = realloc(l->at, cap * sizeof(*grown));
-
-		if (grown == NULL)
-			return false;
-		l->at = grown;
-		l->cap = cap;
-	}
+	if (l->n == l->cap && !list_reserve(l, l->n + 1))
+		return false;
 	l->at[l->n++] = c;
 	__atomic_add_fetch(&atlas_ready_count, 1, __ATOMIC_RELAXED);
 	return true;
@@ -66,7 +80,7 @@ void atlas_ready_update(struct atlas_conn *c)
 		return; /* the common case: nothing waits, nothing listed */
 	pthread_mutex_lock(&list_lock);
 	if (waiting_now && !c->pending) {
-		/* Unlisted (out of memory): the host finds the bytes at its next read instead. */
+		/* Cannot fail: the connection reserved its place when its handshake began. */
 		c->pending = list_add(&waiting, c);
 		c->ep_reported = 0;
 	} else if (waiting_now) {
@@ -108,7 +122,7 @@ static void ep_follow(struct atlas_conn *c)
 void atlas_ready_handshake_wait(struct atlas_conn *c, short want)
 {
 	pthread_mutex_lock(&list_lock);
-	/* Unlisted (out of memory): the host's waits stay as it asked, as without Atlas. */
+	/* list_add cannot fail: the connection reserved its place when its handshake began. */
 	if (c->hs_want != 0 || list_add(&handshakes, c)) {
 		__atomic_store_n(&c->hs_want, want, __ATOMIC_RELAXED);
 		ep_follow(c);
@@ -134,11 +148,30 @@ void atlas_ready_after_fork(void)
 	pthread_mutex_init(&list_lock, NULL);
 }
 
+bool atlas_ready_reserve(struct atlas_conn *c)
+{
+	bool ok;
+
+	pthread_mutex_lock(&list_lock);
+	ok = c->ready_slot ||
+	     (list_reserve(&waiting, reserved + 1) && list_reserve(&handshakes, reserved + 1));
+	if (ok && !c->ready_slot) {
+		reserved++;
+		c->ready_slot = 1;
+	}
+	pthread_mutex_unlock(&list_lock);
+	return ok;
+}
+
 void atlas_ready_remove(struct atlas_conn *c)
 {
-	if (!c->pending && c->hs_want == 0)
+	if (!c->pending && c->hs_want == 0 && !c->ready_slot)
 		return;
 	pthread_mutex_lock(&list_lock);
+	if (c->ready_slot) {
+		reserved--;
+		c->ready_slot = 0;
+	}
 	if (c->pending)
 		list_remove(&waiting, c);
 	if (c->hs_want != 0)

@@ -57,7 +57,14 @@ void atlas_ready_handshake_over(struct atlas_conn *c);
 /* In a fork child (one thread): the lists' lock starts afresh, whoever held it in the parent. */
 void atlas_ready_after_fork(void);
 
-/* c is being freed: takes it off the lists. */
+/*
+ * c's handshake begins (c locked): room on the lists for it, so that listing it later
+ * cannot fail for want of memory (its bytes would then wait unseen by the host's poll).
+ * false when that room cannot be had: the caller refuses the connection.
+ */
+bool atlas_ready_reserve(struct atlas_conn *c);
+
+/* c is being freed: takes it off the lists and gives its room back. */
 void atlas_ready_remove(struct atlas_conn *c);
 
 /* epoll_ctl(2) on fd, one of ours: the real call, with what a waiting handshake needs. */

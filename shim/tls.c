@@ -209,6 +209,72 @@ SSL *atlas_tls_ssl_new(SSL_CTX *ctx, struct atlas_conn *c)
 	return ssl;
 }
 
+/* SSL_do_handshake returned r: done, or waiting for the other side (not failed). */
+static bool handshake_waits(SSL *ssl, int r)
+{
+	int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, r);
+
+	return e == SSL_ERROR_NONE || e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+}
+
+/*
+ * One handshake between ctx and a client in memory (a BIO pair), at version:
+ * 1 when it completed. Nothing touches a socket, and nothing is logged.
+ */
+static int warm_up_one(SSL_CTX *ctx, SSL_CTX *client_ctx, int version)
+{
+	SSL *server = SSL_new(ctx), *client = SSL_new(client_ctx);
+	BIO *sb = NULL, *cb = NULL;
+	int done = 0;
+
+	/* Buffers of 64 KiB: a large certificate chain's flight needs more rounds, no more. */
+	if (server == NULL || client == NULL || !BIO_new_bio_pair(&sb, 65536, &cb, 65536))
+		goto out;
+	SSL_set_bio(server, sb, sb);
+	SSL_set_bio(client, cb, cb);
+	SSL_set_min_proto_version(client, version);
+	SSL_set_max_proto_version(client, version);
+	SSL_set_accept_state(server);
+	SSL_set_connect_state(client);
+	/* Each side's turn produces (part of) the other's next flight: a few rounds. */
+	for (int round = 0; round < 64 && !done; round++) {
+		int rc = SSL_do_handshake(client), rs = SSL_do_handshake(server);
+
+		done = rc == 1 && rs == 1;
+		if (!done && (!handshake_waits(client, rc) || !handshake_waits(server, rs)))
+			break;
+	}
+out:
+	SSL_free(server);
+	SSL_free(client);
+	ERR_clear_error();
+	return done;
+}
+
+/*
+ * OpenSSL 3.0 builds its tables of algorithms (the provider's methods and the
+ * name map) lazily, in the first handshake that needs each kind, and an
+ * allocation that fails while it builds them leaves them broken for the rest
+ * of the process: every later handshake fails with "internal error" (found by
+ * tests/e2e/14-alloc-failure.sh). One handshake in memory per version, when
+ * the context is built, builds them here, at start-up, where a failure
+ * concerns the process and is said once, rather than in a connection's
+ * handshake where it would silently break every later one.
+ */
+static int warm_up(SSL_CTX *ctx)
+{
+	SSL_CTX *client_ctx = SSL_CTX_new(TLS_client_method());
+	int ok;
+
+	if (client_ctx == NULL)
+		return 0;
+	/* Either will do: a key may serve only one version (an RSA-PSS key, TLS 1.3). */
+	ok = warm_up_one(ctx, client_ctx, TLS1_3_VERSION) |
+	     warm_up_one(ctx, client_ctx, TLS1_2_VERSION);
+	SSL_CTX_free(client_ctx);
+	return ok;
+}
+
 /* A key that needs a passphrase must fail to load, not prompt on the server's terminal. */
 static int no_passphrase(char *buf, int size, int rwflag, void *userdata)
 {
@@ -288,5 +354,13 @@ SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, bool ktls, char *err,
 	if (SSL_CTX_check_private_key(ctx) != 1)
 		return ctx_fail(ctx, err, errlen,
 				"the private key does not match the certificate in", cfg->cert);
+	/* Made here, once: a failure later would refuse every connection for ever. */
+	pthread_once(&bio_once, conn_bio_method_create);
+	if (conn_bio_method == NULL)
+		return ctx_fail(ctx, err, errlen, "cannot create the socket BIO", "");
+	if (!warm_up(ctx))
+		return ctx_fail(ctx, err, errlen,
+				"a TLS handshake in memory failed with the certificate in",
+				cfg->cert);
 	return ctx;
 }
