@@ -1,0 +1,185 @@
+# tests/e2e/idle-lib.sh: memory per idle connection, measured on a real nginx.
+# shellcheck shell=bash
+# Sourced after lib.sh (on the host, or inside User-Mode Linux by an inner script);
+# used by tests/e2e/25-idle-memory.sh, 34-ktls-idle-memory.sh and tests/bench/idle-rss.sh.
+#
+#   idle_build DIR           builds tests/e2e/progs/idle_clients.c into DIR (sets IDLE_CLIENTS)
+#   idle_measure LABEL MODE N [IDLE_CLIENTS ARGS...]
+#       MODE plain:     nginx alone, plaintext connections (what nginx itself costs)
+#            atlas:     nginx, plain listener, under ./atlas-preload.sh (ATLAS_OPTS...)
+#            nginx-ssl: nginx's own TLS (listen ... ssl), the reference
+#       Starts nginx (one worker, epoll) on a free port, warms it up with 20
+#       connections opened and closed, then reads the group's memory (before), opens
+#       N idle connections with idle_clients (one keep-alive request each), reads it
+#       again (with), closes them, waits for the worker's fds to come back, reads it
+#       a third time (after). Memory is the sum of Rss over nginx's processes
+#       (/proc/PID/smaps_rollup), in KiB. Sets IDLE_BEFORE IDLE_WITH IDLE_AFTER
+#       (KiB), IDLE_FD_BEFORE IDLE_FD_WITH IDLE_FD_AFTER (the worker's fds) and
+#       IDLE_ERR (empty on success, else why). With IDLE_ROUNDS=2, a second wave of N
+#       follows and IDLE_WITH2 is the memory with it. Prints nothing; the caller checks.
+#   idle_per_conn A_BEFORE A_WITH P_BEFORE P_WITH N
+#       bytes per connection that A costs beyond P: ((A_with - A_before) -
+#       (P_with - P_before)) * 1024 / N, rounded
+#
+# Needs CA, EC_CERT, EC_KEY (make_certs) and IDLE_WWW (a directory with index.html).
+# ATLAS_OPTS (array) adds options to atlas-preload.sh in mode atlas (--ktls ...).
+
+IDLE_CLIENTS=
+ATLAS_OPTS=()
+
+idle_build() {
+	mkdir -p "$1"
+	IDLE_CLIENTS=$1/idle_clients
+	cc -O2 -std=c11 -Wall -Wextra -Werror -o "$IDLE_CLIENTS" "$E2E_DIR/progs/idle_clients.c" \
+		-lssl -lcrypto >"$1/cc-idle_clients.log" 2>&1
+}
+
+# The sum of Rss (KiB) over the processes of group PGID, timeout excluded. Not Pss: the
+# share of a library page falls when the client maps the same library, which is no
+# change in what the server costs.
+idle_rss_kb() {
+	local pid sum=0 v
+	for pid in $(pgrep -g "$1"); do
+		[ "$(cat /proc/"$pid"/comm 2>/dev/null)" = timeout ] && continue
+		v=$(awk '/^Rss:/ { print $2 }' /proc/"$pid"/smaps_rollup 2>/dev/null) || continue
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
+
+# nginx's worker in group PGID (the process whose parent is nginx's master).
+idle_worker() {
+	local pid
+	for pid in $(pgrep -g "$1" nginx); do
+		[ "$(ps -o comm= -p "$(ps -o ppid= -p "$pid" | tr -d ' ')")" = nginx ] && {
+			echo "$pid"
+			return 0
+		}
+	done
+	return 1
+}
+
+# idle_clients_run NAME N ARGS...: N idle connections in the background; waits for "ready".
+idle_clients_run() {
+	local name=$1 n=$2
+	shift 2
+	bg_start "$name" -- "$IDLE_CLIENTS" -n "$n" --signal "$@"
+	IDLE_CPID=$BG_PID
+	wait_until "${IDLE_READY_SECS:-120}" grep -q "^ready $n\$" "$T/$name.out" && return 0
+	IDLE_ERR="idle_clients did not get $n connections up: $(tail -n 2 "$T/$name.out" | tr '\n' ' ')"
+	return 1
+}
+
+# idle_clients_close NAME: TERM the client (it sends close_notify, closes) and wait for it.
+idle_clients_close() {
+	kill -TERM "$IDLE_CPID" 2>/dev/null
+	wait_until 30 grep -q '^closed ' "$T/$1.out" || IDLE_ERR="idle_clients did not close: $(tail -n 2 "$T/$1.out" | tr '\n' ' ')"
+	wait "$IDLE_CPID" 2>/dev/null
+}
+
+idle_measure() {
+	local label=$1 mode=$2 n=$3 d=$T/idle-$1 port listen pgid worker cargs=() fd0
+	shift 3
+	IDLE_ERR= IDLE_BEFORE= IDLE_WITH= IDLE_AFTER= IDLE_FD_BEFORE= IDLE_FD_WITH= IDLE_FD_AFTER=
+	port=$(free_port)
+	mkdir -p "$d"
+	listen="listen 127.0.0.1:$port;"
+	cargs=(--port "$port" --ca "$CA" --request /index.html "$@")
+	case $mode in
+	plain) cargs=(--port "$port" --plain --request /index.html) ;;
+	nginx-ssl) listen="listen 127.0.0.1:$port ssl; ssl_certificate $EC_CERT; ssl_certificate_key $EC_KEY; ssl_protocols TLSv1.2 TLSv1.3;" ;;
+	esac
+	cat >"$d/nginx.conf" <<-EOF
+		daemon off;
+		master_process on;
+		worker_processes 1;
+		worker_rlimit_nofile $((n + 256));
+		pid $d/nginx.pid;
+		error_log stderr warn;
+		events { use epoll; worker_connections $((n + 128)); }
+		http {
+			access_log off;
+			sendfile on;
+			keepalive_timeout 600s;
+			keepalive_requests 100000;
+			client_header_timeout 600s;
+			client_body_temp_path $d/body;
+			proxy_temp_path $d/proxy;
+			fastcgi_temp_path $d/fastcgi;
+			uwsgi_temp_path $d/uwsgi;
+			scgi_temp_path $d/scgi;
+			server {
+				$listen
+				root $IDLE_WWW;
+			}
+		}
+	EOF
+	# Atlas sizes its fd table from RLIMIT_NOFILE when it loads: room for N first.
+	ulimit -n "$((n + 512))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+	if [ "$mode" = atlas ]; then
+		start_server "idle-$label" "$port" -- "$ATLAS" --cert "$EC_CERT" --key "$EC_KEY" \
+			--ports "$port" "${ATLAS_OPTS[@]}" -- /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -e stderr
+	else
+		start_server "idle-$label" "$port" -- /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -e stderr
+	fi || {
+		IDLE_ERR="nginx did not start ($mode)"
+		return 1
+	}
+	pgid=${SERVER_PGID[idle-$label]}
+	wait_until 10 idle_worker "$pgid" >/dev/null || {
+		IDLE_ERR="nginx forked no worker"
+		stop_server "idle-$label"
+		return 1
+	}
+	worker=$(idle_worker "$pgid")
+	idle_lap start
+	fd0=$(fd_count "$worker")
+	# Warm-up: what the first connections cost once (OpenSSL's tables, nginx's pools) is
+	# not a per-connection cost.
+	if ! idle_clients_run "idle-$label-warm" 20 "${cargs[@]}"; then
+		stop_server "idle-$label"
+		return 1
+	fi
+	idle_clients_close "idle-$label-warm"
+	wait_until 10 bash -c "[ \$(ls /proc/$worker/fd | wc -l) -le $fd0 ]"
+	sleep 0.5
+	idle_lap warm
+	IDLE_FD_BEFORE=$(fd_count "$worker")
+	IDLE_BEFORE=$(idle_rss_kb "$pgid")
+	if ! idle_clients_run "idle-$label" "$n" "${cargs[@]}"; then
+		stop_server "idle-$label"
+		return 1
+	fi
+	idle_lap open
+	sleep 1 # the last responses are written; nginx has put every connection to keep-alive
+	IDLE_FD_WITH=$(fd_count "$worker")
+	IDLE_WITH=$(idle_rss_kb "$pgid")
+	idle_clients_close "idle-$label"
+	wait_until 20 bash -c "[ \$(ls /proc/$worker/fd | wc -l) -le $IDLE_FD_BEFORE ]"
+	sleep 0.5
+	idle_lap close
+	IDLE_FD_AFTER=$(fd_count "$worker")
+	IDLE_AFTER=$(idle_rss_kb "$pgid")
+	IDLE_WITH2=
+	if [ "${IDLE_ROUNDS:-1}" = 2 ]; then
+		# A second wave: what the first freed must serve it (nothing kept per connection).
+		if idle_clients_run "idle-$label-2" "$n" "${cargs[@]}"; then
+			sleep 1
+			IDLE_WITH2=$(idle_rss_kb "$pgid")
+			idle_clients_close "idle-$label-2"
+		fi
+	fi
+	if ! server_alive "idle-$label"; then
+		IDLE_ERR="nginx died ($mode)"
+	fi
+	cp "${SERVER_LOG[idle-$label]}" "$d/server.log" 2>/dev/null
+	stop_server "idle-$label"
+	[ -z "$IDLE_ERR" ]
+}
+
+idle_lap() { [ -z "${IDLE_VERBOSE:-}" ] || echo "# $(date +%s.%N | cut -c1-14) $1"; }
+
+idle_per_conn() {
+	awk -v ab="$1" -v aw="$2" -v pb="$3" -v pw="$4" -v n="$5" \
+		'BEGIN { printf "%d\n", (((aw - ab) - (pw - pb)) * 1024) / n + 0.5 }'
+}
