@@ -116,7 +116,11 @@ static long conn_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 	case BIO_CTRL_FLUSH:
 		return 1; /* nothing is buffered here: every write goes straight to the socket */
 	case ATLAS_BIO_CTRL_SET_KTLS:
-		/* ptr: OpenSSL's ktls_crypto_info_t, whose first member is the kernel's struct. */
+		/*
+		 * ptr: OpenSSL's ktls_crypto_info_t, whose first member is the kernel's struct,
+		 * on OpenSSL's stack; OpenSSL 3.0 never reads it again, nor wipes it
+		 * (ssl/t1_enc.c, ssl/tls13_enc.c): the install below does.
+		 */
 		if (atlas_ktls_install(c->io_fd, tx, ptr, c->ktls_why, sizeof(c->ktls_why)) < 0)
 			return 0;
 		c->ktls |= tx ? ATLAS_KTLS_TX : ATLAS_KTLS_RX;
