@@ -8,8 +8,8 @@
 #       MODE plain:     nginx alone, plaintext connections (what nginx itself costs)
 #            atlas:     nginx, plain listener, under ./atlas-preload.sh (ATLAS_OPTS...)
 #            nginx-ssl: nginx's own TLS (listen ... ssl), the reference
-#       Starts nginx (one worker, epoll) on a free port, warms it up with 20
-#       connections opened and closed, then reads the group's memory (before), opens
+#       Starts nginx (one worker, epoll) on a free port, warms it up with IDLE_WARM
+#       (20) connections opened and closed, then reads the group's memory (before), opens
 #       N idle connections with idle_clients (one keep-alive request each), reads it
 #       again (with), closes them, waits for the worker's fds to come back, reads it
 #       a third time (after). Memory is the sum of Rss over nginx's processes
@@ -26,6 +26,9 @@
 
 IDLE_CLIENTS=
 ATLAS_OPTS=()
+# A FIFO nobody writes: `read -t` on it sleeps without a process.
+IDLE_PAUSE=$T/idle-pause
+[ -p "$IDLE_PAUSE" ] || mkfifo "$IDLE_PAUSE"
 
 idle_build() {
 	mkdir -p "$1"
@@ -65,16 +68,41 @@ idle_clients_run() {
 	shift 2
 	bg_start "$name" -- "$IDLE_CLIENTS" -n "$n" --signal "$@"
 	IDLE_CPID=$BG_PID
-	wait_until "${IDLE_READY_SECS:-120}" grep -q "^ready $n\$" "$T/$name.out" && return 0
+	idle_wait_line "$T/$name.out" "ready $n" "${IDLE_READY_SECS:-120}" && return 0
 	IDLE_ERR="idle_clients did not get $n connections up: $(tail -n 2 "$T/$name.out" | tr '\n' ' ')"
+	return 1
+}
+
+# Polling without a process per poll: inside UML every fork is slow and takes the one
+# CPU from the server and the clients being measured.
+# idle_wait_line FILE LINE SECONDS: until FILE's first line is LINE.
+idle_wait_line() {
+	local i line
+	for ((i = 0; i < $3 * 5; i++)); do
+		line=
+		read -r line <"$1" 2>/dev/null
+		[ "$line" = "$2" ] && return 0
+		read -r -t 0.2 <>"$IDLE_PAUSE" 2>/dev/null
+	done
+	return 1
+}
+
+# idle_wait_fds PID MAX SECONDS: until PID has at most MAX fds.
+idle_wait_fds() {
+	local i fds
+	for ((i = 0; i < $3 * 5; i++)); do
+		fds=(/proc/"$1"/fd/*)
+		[ "${#fds[@]}" -le "$2" ] && return 0
+		read -r -t 0.2 <>"$IDLE_PAUSE" 2>/dev/null
+	done
 	return 1
 }
 
 # idle_clients_close NAME: TERM the client (it sends close_notify, closes) and wait for it.
 idle_clients_close() {
 	kill -TERM "$IDLE_CPID" 2>/dev/null
-	wait_until 30 grep -q '^closed ' "$T/$1.out" || IDLE_ERR="idle_clients did not close: $(tail -n 2 "$T/$1.out" | tr '\n' ' ')"
 	wait "$IDLE_CPID" 2>/dev/null
+	grep -q '^closed ' "$T/$1.out" || IDLE_ERR="idle_clients did not close: $(tail -n 2 "$T/$1.out" | tr '\n' ' ')"
 }
 
 idle_measure() {
@@ -136,12 +164,12 @@ idle_measure() {
 	fd0=$(fd_count "$worker")
 	# Warm-up: what the first connections cost once (OpenSSL's tables, nginx's pools) is
 	# not a per-connection cost.
-	if ! idle_clients_run "idle-$label-warm" 20 "${cargs[@]}"; then
+	if ! idle_clients_run "idle-$label-warm" "${IDLE_WARM:-20}" "${cargs[@]}"; then
 		stop_server "idle-$label"
 		return 1
 	fi
 	idle_clients_close "idle-$label-warm"
-	wait_until 10 bash -c "[ \$(ls /proc/$worker/fd | wc -l) -le $fd0 ]"
+	idle_wait_fds "$worker" "$fd0" 10
 	sleep 0.5
 	idle_lap warm
 	IDLE_FD_BEFORE=$(fd_count "$worker")
@@ -155,7 +183,7 @@ idle_measure() {
 	IDLE_FD_WITH=$(fd_count "$worker")
 	IDLE_WITH=$(idle_rss_kb "$pgid")
 	idle_clients_close "idle-$label"
-	wait_until 20 bash -c "[ \$(ls /proc/$worker/fd | wc -l) -le $IDLE_FD_BEFORE ]"
+	idle_wait_fds "$worker" "$IDLE_FD_BEFORE" 20
 	sleep 0.5
 	idle_lap close
 	IDLE_FD_AFTER=$(fd_count "$worker")
