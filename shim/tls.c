@@ -13,7 +13,9 @@
 #include "conn.h"
 #include "ktls.h"
 #include "log.h"
+#include "offload.h"
 #include "real.h"
+#include "secrets.h"
 
 /*
  * OpenSSL 3.0 drives kernel TLS through these BIO controls (its private
@@ -152,9 +154,10 @@ static int hex_value(char ch)
 }
 
 /*
- * OpenSSL reports every secret it derives as an NSS key log line; the one
- * OpenSSL 3.0 does not offload itself is the TLS 1.3 client application
- * traffic secret, which becomes kernel RX (offload.c). Nothing is logged.
+ * OpenSSL reports every secret it derives as an NSS key log line. It goes to
+ * SSLKEYLOGFILE only when that is set (secrets.c). With kTLS, the one secret
+ * OpenSSL 3.0 does not offload itself, the TLS 1.3 client application traffic
+ * secret, becomes kernel RX (offload.c). Nothing is logged.
  */
 static void keylog(const SSL *ssl, const char *line)
 {
@@ -163,7 +166,8 @@ static void keylog(const SSL *ssl, const char *line)
 	const char *hex;
 	size_t n = 0;
 
-	if (c == NULL || strncmp(line, label, sizeof(label) - 1) != 0)
+	atlas_secrets_keylog_line(line); /* SSLKEYLOGFILE, when the operator set it */
+	if (c == NULL || !atlas_offload_enabled() || strncmp(line, label, sizeof(label) - 1) != 0)
 		return;
 	hex = strchr(line + sizeof(label) - 1, ' '); /* skip the client random */
 	if (hex == NULL)
@@ -265,11 +269,10 @@ SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, bool ktls, char *err,
 					 SSL_OP_IGNORE_UNEXPECTED_EOF |
 					 SSL_OP_CIPHER_SERVER_PREFERENCE |
 					 SSL_OP_PRIORITIZE_CHACHA);
-	if (ktls) {
-		/* OpenSSL offloads what 3.0 can (TLS 1.2 both ways, TLS 1.3 transmit). */
+	if (ktls) /* OpenSSL offloads what 3.0 can (TLS 1.2 both ways, TLS 1.3 transmit). */
 		SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+	if (ktls || atlas_secrets_keylog_enabled())
 		SSL_CTX_set_keylog_callback(ctx, keylog);
-	}
 	/* Partial writes and a retried buffer that moved: what write(2) callers expect to do. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
