@@ -31,7 +31,7 @@ idle_build "$T/bin" || {
 	exit 1
 }
 
-declare -A B W A F2 W2
+declare -A B W
 for mode in plain atlas nginx-ssl; do
 	if IDLE_ROUNDS=2 idle_measure "$mode" "$mode" "$N" --tls 1.3; then
 		pass "$mode: nginx held $N idle connections"
@@ -39,7 +39,7 @@ for mode in plain atlas nginx-ssl; do
 		fail "$mode: nginx held $N idle connections: $IDLE_ERR"
 		continue
 	fi
-	B[$mode]=$IDLE_BEFORE W[$mode]=$IDLE_WITH A[$mode]=$IDLE_AFTER W2[$mode]=$IDLE_WITH2
+	B[$mode]=$IDLE_BEFORE W[$mode]=$IDLE_WITH
 	note "$mode: RSS ${IDLE_BEFORE} KiB before, ${IDLE_WITH} KiB with $N, ${IDLE_AFTER} KiB after they closed, ${IDLE_WITH2:-?} KiB with a second wave; worker fds $IDLE_FD_BEFORE/$IDLE_FD_WITH/$IDLE_FD_AFTER"
 	is_eq "$mode: the worker's fds are back at the baseline after the clients close" "$IDLE_FD_AFTER" "$IDLE_FD_BEFORE"
 	if [ -n "$IDLE_WITH2" ]; then

@@ -1,5 +1,5 @@
 # tests/e2e/idle-lib.sh: memory per idle connection, measured on a real nginx.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the IDLE_* results are for the caller
 # Sourced after lib.sh (on the host, or inside User-Mode Linux by an inner script);
 # used by tests/e2e/25-idle-memory.sh, 34-ktls-idle-memory.sh and tests/bench/idle-rss.sh.
 #
@@ -108,7 +108,7 @@ idle_clients_close() {
 idle_measure() {
 	local label=$1 mode=$2 n=$3 d=$T/idle-$1 port listen pgid worker cargs=() fd0
 	shift 3
-	IDLE_ERR= IDLE_BEFORE= IDLE_WITH= IDLE_AFTER= IDLE_FD_BEFORE= IDLE_FD_WITH= IDLE_FD_AFTER=
+	IDLE_ERR='' IDLE_BEFORE='' IDLE_WITH='' IDLE_AFTER='' IDLE_FD_BEFORE='' IDLE_FD_WITH='' IDLE_FD_AFTER=''
 	port=$(free_port)
 	mkdir -p "$d"
 	listen="listen 127.0.0.1:$port;"
