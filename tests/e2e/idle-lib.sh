@@ -1,12 +1,12 @@
 # tests/e2e/idle-lib.sh: memory per idle connection, measured on a real nginx.
-# shellcheck shell=bash disable=SC2034 # the IDLE_* results are for the caller
+# shellcheck shell=bash disable=SC2034,SC2004 # SERVER_* are lib.sh's arrays; the IDLE_* results are for the caller
 # Sourced after lib.sh (on the host, or inside User-Mode Linux by an inner script);
 # used by tests/e2e/25-idle-memory.sh, 34-ktls-idle-memory.sh and tests/bench/idle-rss.sh.
 #
 #   idle_build DIR           builds tests/e2e/progs/idle_clients.c into DIR (sets IDLE_CLIENTS)
 #   idle_measure LABEL MODE N [IDLE_CLIENTS ARGS...]
 #       MODE plain:     nginx alone, plaintext connections (what nginx itself costs)
-#            atlas:     nginx, plain listener, under ./atlas-preload.sh (ATLAS_OPTS...)
+#            atlas:     nginx, plain listener, with Atlas (LD_PRELOAD, ATLAS_* and ATLAS_ENV)
 #            nginx-ssl: nginx's own TLS (listen ... ssl), the reference
 #       Starts nginx (one worker, epoll) on a free port, warms it up with IDLE_WARM
 #       (20) connections opened and closed, then reads the group's memory (before), opens
@@ -22,10 +22,11 @@
 #       (P_with - P_before)) * 1024 / N, rounded
 #
 # Needs CA, EC_CERT, EC_KEY (make_certs) and IDLE_WWW (a directory with index.html).
-# ATLAS_OPTS (array) adds options to atlas-preload.sh in mode atlas (--ktls ...).
+# ATLAS_ENV (array) adds NAME=VALUE settings in mode atlas (ATLAS_KTLS=require ...).
+# IDLE_PORT: the first port to use (then the next ones); unset: free_port.
 
 IDLE_CLIENTS=
-ATLAS_OPTS=()
+ATLAS_ENV=()
 # A FIFO nobody writes: `read -t` on it sleeps without a process.
 IDLE_PAUSE=$T/idle-pause
 [ -p "$IDLE_PAUSE" ] || mkfifo "$IDLE_PAUSE"
@@ -50,14 +51,27 @@ idle_rss_kb() {
 	echo "$sum"
 }
 
-# nginx's worker in group PGID (the process whose parent is nginx's master).
-idle_worker() {
-	local pid
-	for pid in $(pgrep -g "$1" nginx); do
-		[ "$(ps -o comm= -p "$(ps -o ppid= -p "$pid" | tr -d ' ')")" = nginx ] && {
-			echo "$pid"
-			return 0
-		}
+# idle_start NAME PIDFILE CMD...: nginx (daemon off) as start_server starts a server (its
+# own process group under timeout, output in $T/NAME.log, stopped by stop_server), but
+# ready when its pid file names a master that has forked its worker (IDLE_WORKER): no
+# python, no scan of every fd of every process, which inside UML take seconds.
+idle_start() {
+	local name=$1 pidfile=$2 i master
+	shift 2
+	rm -f "$pidfile"
+	SERVER_LOG[$name]=$T/$name.log
+	timeout -k 3 "$SERVER_LIFETIME" "$@" >"${SERVER_LOG[$name]}" 2>&1 </dev/null &
+	SERVER_PGID[$name]=$!
+	IDLE_WORKER=
+	for ((i = 0; i < START_SECS * 5; i++)); do
+		master=
+		read -r master <"$pidfile" 2>/dev/null
+		if [ -n "$master" ]; then
+			IDLE_WORKER=$(pgrep -P "$master" | head -n 1)
+			[ -n "$IDLE_WORKER" ] && return 0
+		fi
+		kill -0 "${SERVER_PGID[$name]}" 2>/dev/null || return 1
+		read -r -t 0.2 <>"$IDLE_PAUSE" 2>/dev/null
 	done
 	return 1
 }
@@ -109,7 +123,12 @@ idle_measure() {
 	local label=$1 mode=$2 n=$3 d=$T/idle-$1 port listen pgid worker cargs=() fd0
 	shift 3
 	IDLE_ERR='' IDLE_BEFORE='' IDLE_WITH='' IDLE_AFTER='' IDLE_FD_BEFORE='' IDLE_FD_WITH='' IDLE_FD_AFTER=''
-	port=$(free_port)
+	if [ -n "${IDLE_PORT:-}" ]; then # inside UML: its own network, and python is slow
+		port=$IDLE_PORT
+		IDLE_PORT=$((IDLE_PORT + 1))
+	else
+		port=$(free_port)
+	fi
 	mkdir -p "$d"
 	listen="listen 127.0.0.1:$port;"
 	cargs=(--port "$port" --ca "$CA" --request /index.html "$@")
@@ -145,22 +164,19 @@ idle_measure() {
 	# Atlas sizes its fd table from RLIMIT_NOFILE when it loads: room for N first.
 	ulimit -n "$((n + 512))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 	if [ "$mode" = atlas ]; then
-		start_server "idle-$label" "$port" -- "$ATLAS" --cert "$EC_CERT" --key "$EC_KEY" \
-			--ports "$port" "${ATLAS_OPTS[@]}" -- /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -e stderr
+		idle_start "idle-$label" "$d/nginx.pid" env LD_PRELOAD="$LIBATLAS" ATLAS_PORTS="$port" \
+			ATLAS_CERT="$EC_CERT" ATLAS_KEY="$EC_KEY" "${ATLAS_ENV[@]}" \
+			/usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -e stderr
 	else
-		start_server "idle-$label" "$port" -- /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -e stderr
+		idle_start "idle-$label" "$d/nginx.pid" /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -e stderr
 	fi || {
-		IDLE_ERR="nginx did not start ($mode)"
-		return 1
-	}
-	pgid=${SERVER_PGID[idle-$label]}
-	wait_until 10 idle_worker "$pgid" >/dev/null || {
-		IDLE_ERR="nginx forked no worker"
+		IDLE_ERR="nginx did not start with a worker ($mode): $(tail -n 3 "${SERVER_LOG[idle-$label]}" | tr '\n' ' ')"
 		stop_server "idle-$label"
 		return 1
 	}
-	worker=$(idle_worker "$pgid")
+	worker=$IDLE_WORKER
 	idle_lap start
+	pgid=${SERVER_PGID[idle-$label]}
 	fd0=$(fd_count "$worker")
 	# Warm-up: what the first connections cost once (OpenSSL's tables, nginx's pools) is
 	# not a per-connection cost.
