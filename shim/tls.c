@@ -280,6 +280,13 @@ SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, bool ktls, char *err,
 	    SSL_CTX_set_ciphersuites(ctx, ATLAS_TLS13_SUITES) != 1 ||
 	    SSL_CTX_set1_groups_list(ctx, ATLAS_TLS_GROUPS) != 1)
 		return ctx_fail(ctx, err, errlen, "cannot set the cipher suites", "");
+	/*
+	 * No session cache in the process: OpenSSL's would keep every TLS 1.2 session, its
+	 * master secret included, for two hours (tls1_default_timeout) after the kernel has
+	 * the keys, and its memory with it. Session tickets still resume, TLS 1.2 and 1.3:
+	 * the server keeps nothing for them (RFC 5077, RFC 8446 section 4.6.1).
+	 */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
 	/* OpenSSL says only "system lib" for a missing file: ask the system first. */
 	if (access(cfg->cert, R_OK) != 0)

@@ -9,6 +9,7 @@
 #     key (its PEM body lines, the hex of its private scalar), is in its stderr.
 #   - SSLKEYLOGFILE unset: no warn line, and the server has no file open for
 #     writing beyond its stdout and stderr (the control: with it set, one).
+#   - No session cache keeps TLS 1.2 master secrets: sessions resume by ticket.
 #   - A private key that group or others may read: the wrapper warns in one line
 #     and the server runs (the library does not say it again); the library loaded
 #     by hand warns at the listener, once; mode 600 prints nothing either way.
@@ -126,6 +127,22 @@ scalar=$(openssl pkey -in "$EC_KEY" -text -noout | awk '/^priv:/ { on = 1; next 
 grep -qiF "$scalar" "$T/keys.err" && leaked=$((leaked + 1))
 grep -qiF "${scalar:2:40}" "$T/keys.err" && leaked=$((leaked + 1))
 is_eq "the private key (PEM body lines, the private scalar's hex) is not in the server's stderr" "$leaked" 0
+
+# ---- no session cache, tickets resume ----------------------------------------------------------
+# The server keeps no TLS 1.2 session (and so no master secret) once a connection is set up;
+# resumption still works, by session ticket.
+if srv resume "$EC_KEY"; then
+	for v in tls1_2 tls1_3; do
+		echo | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -servername localhost \
+			-CAfile "$CA" "-$v" -sess_out "$T/sess-$v" >/dev/null 2>&1
+		out=$(printf 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n' | timeout 10 openssl s_client \
+			-connect "127.0.0.1:$PORT" -servername localhost -CAfile "$CA" "-$v" -sess_in "$T/sess-$v" 2>/dev/null)
+		is_match "-$v: the session resumes by ticket" "$out" "^Reused, "
+	done
+	stop_server resume
+else
+	fail "the server starts (resumption)"
+fi
 
 # ---- SSLKEYLOGFILE unset --------------------------------------------------------------------
 if srv nokeys "$EC_KEY" -- --log-level debug; then

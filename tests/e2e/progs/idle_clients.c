@@ -4,6 +4,7 @@
  *
  *   idle_clients --port PORT [--host 127.0.0.1] [-n N] [--plain] [--tls 1.2|1.3]
  *       [--cipher NAME] [--ca FILE] [--request PATH] [--timeout SECONDS] [--signal]
+ *       [--keylog FILE]
  *
  * Each connection completes its TLS handshake (none with --plain) and, with
  * --request, one HTTP/1.1 keep-alive request whose whole response is read
@@ -11,7 +12,9 @@
  * N are up it prints "ready N" on stdout and holds them until stdin reaches end
  * of file or a line arrives, or SIGTERM/SIGINT (with --signal, only a signal);
  * then it sends close_notify on each, closes them all, prints "closed N" and
- * exits 0. Any failure: one line on stderr, exit 1. Blocking sockets with a receive and send timeout: bounded.
+ * exits 0. Any failure: one line on stderr, exit 1. Blocking sockets with a
+ * receive and send timeout: bounded. --keylog appends every session's secrets
+ * to FILE as NSS key log lines (what SSLKEYLOGFILE does for curl).
  * --cipher is a TLS 1.2 cipher list or a TLS 1.3 suite, depending on --tls.
  */
 #define _GNU_SOURCE
@@ -42,7 +45,16 @@ struct opts {
 	const char *request;
 	int timeout;
 	int wait_signal;
+	const char *keylog;
 };
+
+static FILE *keylog_file;
+
+static void keylog_line(const SSL *ssl, const char *line)
+{
+	(void)ssl;
+	fprintf(keylog_file, "%s\n", line);
+}
 
 static volatile sig_atomic_t stop;
 
@@ -56,7 +68,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: idle_clients --port PORT [--host 127.0.0.1] [-n N] [--plain] "
 			"[--tls 1.2|1.3] [--cipher NAME] [--ca FILE] [--request PATH] "
-			"[--timeout SECONDS] [--signal]\n");
+			"[--timeout SECONDS] [--signal] [--keylog FILE]\n");
 	exit(2);
 }
 
@@ -93,6 +105,8 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->request = v;
 		else if (strcmp(a, "--timeout") == 0)
 			o->timeout = atoi(v);
+		else if (strcmp(a, "--keylog") == 0)
+			o->keylog = v;
 		else
 			usage();
 	}
@@ -143,6 +157,12 @@ static SSL_CTX *make_ctx(const struct opts *o)
 		SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
 		if (o->cipher && SSL_CTX_set_ciphersuites(ctx, o->cipher) != 1)
 			return NULL;
+	}
+	if (o->keylog) {
+		keylog_file = fopen(o->keylog, "a");
+		if (keylog_file == NULL)
+			return NULL;
+		SSL_CTX_set_keylog_callback(ctx, keylog_line);
 	}
 	if (o->ca) {
 		if (SSL_CTX_load_verify_locations(ctx, o->ca, NULL) != 1)
@@ -285,6 +305,8 @@ int main(int argc, char **argv)
 		}
 		close(fds[i]);
 	}
+	if (keylog_file)
+		fclose(keylog_file);
 	printf("closed %d\n", o.n);
 	SSL_CTX_free(ctx);
 	free(ssl);
