@@ -22,6 +22,7 @@
 #       (P_with - P_before)) * 1024 / N, rounded
 #
 # Needs CA, EC_CERT, EC_KEY (make_certs) and IDLE_WWW (a directory with index.html).
+# IDLE_HOOK: a function called with the worker's pid while the N connections are held.
 # ATLAS_ENV (array) adds NAME=VALUE settings in mode atlas (ATLAS_KTLS=require ...).
 # IDLE_PORT: the first port to use (then the next ones); unset: free_port.
 
@@ -65,7 +66,7 @@ idle_start() {
 	IDLE_WORKER=
 	for ((i = 0; i < START_SECS * 5; i++)); do
 		master=
-		read -r master <"$pidfile" 2>/dev/null
+		read -r master 2>/dev/null <"$pidfile"
 		if [ -n "$master" ]; then
 			IDLE_WORKER=$(pgrep -P "$master" | head -n 1)
 			[ -n "$IDLE_WORKER" ] && return 0
@@ -94,7 +95,7 @@ idle_wait_line() {
 	local i line
 	for ((i = 0; i < $3 * 5; i++)); do
 		line=
-		read -r line <"$1" 2>/dev/null
+		read -r line 2>/dev/null <"$1"
 		[ "$line" = "$2" ] && return 0
 		read -r -t 0.2 <>"$IDLE_PAUSE" 2>/dev/null
 	done
@@ -198,6 +199,7 @@ idle_measure() {
 	sleep 1 # the last responses are written; nginx has put every connection to keep-alive
 	IDLE_FD_WITH=$(fd_count "$worker")
 	IDLE_WITH=$(idle_rss_kb "$pgid")
+	[ -z "${IDLE_HOOK:-}" ] || "$IDLE_HOOK" "$worker" # while the N connections are held
 	idle_clients_close "idle-$label"
 	idle_wait_fds "$worker" "$IDLE_FD_BEFORE" 20
 	sleep 0.5
