@@ -87,6 +87,8 @@ __attribute__((constructor)) static void atlas_init(void)
 	atlas_real_init();
 	if (getenv(ATLAS_ENV_PORTS) == NULL)
 		return; /* loaded without configuration */
+	/* Before OpenSSL's first allocation: a connection's OpenSSL state is wiped when freed. */
+	atlas_tls_wipe_init();
 	if (atlas_config_load(&atlas_init_config, lookup_env, err, sizeof(err)) < 0) {
 		atlas_log_threshold = atlas_init_config.log_level;
 		refuse_ports(err);

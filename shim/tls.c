@@ -2,12 +2,15 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "conn.h"
@@ -31,6 +34,56 @@
 /* The record header OpenSSL expects in front of each record read from kernel RX. */
 #define TLS_HEADER_LEN 5
 #define TLS_TAG_LEN    16
+
+/* Set while a handshake step or SSL_free runs in this thread: OpenSSL's frees are wiped. */
+static _Thread_local bool wipe_frees;
+
+static void *wipe_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return malloc(n);
+}
+
+static void *wipe_realloc(void *p, size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return realloc(p, n);
+}
+
+static void wipe_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	if (p != NULL && wipe_frees)
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+	free(p);
+}
+
+bool atlas_tls_wipe_init(void)
+{
+	return CRYPTO_set_mem_functions(wipe_malloc, wipe_realloc, wipe_free) == 1;
+}
+
+int atlas_tls_handshake(SSL *ssl)
+{
+	int r;
+
+	wipe_frees = true;
+	r = SSL_do_handshake(ssl);
+	wipe_frees = false;
+	return r;
+}
+
+void atlas_tls_ssl_free(SSL *ssl)
+{
+	if (ssl == NULL)
+		return;
+	wipe_frees = true;
+	SSL_free(ssl);
+	wipe_frees = false;
+}
 
 static BIO_METHOD *conn_bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;

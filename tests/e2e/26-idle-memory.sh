@@ -31,9 +31,18 @@ idle_build "$T/bin" || {
 	exit 1
 }
 
+# The control of 36's scan for secrets in the server's memory: on this path the live SSL
+# objects hold their sessions' traffic secrets, and memscan.py must find them.
+scan() { "$PY" "$E2E_DIR/memscan.py" "$1" "$T/client-keys.log" 20 >"$T/scan.out" 2>&1; }
 declare -A B W
 for mode in plain atlas nginx-ssl; do
-	if IDLE_ROUNDS=2 idle_measure "$mode" "$mode" "$N" --tls 1.3; then
+	keys=()
+	IDLE_HOOK=
+	if [ "$mode" = atlas ]; then
+		keys=(--keylog "$T/client-keys.log")
+		IDLE_HOOK=scan
+	fi
+	if IDLE_ROUNDS=2 idle_measure "$mode" "$mode" "$N" --tls 1.3 "${keys[@]}"; then
 		pass "$mode: nginx held $N idle connections"
 	else
 		fail "$mode: nginx held $N idle connections: $IDLE_ERR"
@@ -53,6 +62,8 @@ done
 	fail "$SCENARIO: a measurement is missing"
 	exit 1
 }
+is_match "control: memscan.py finds the live userspace sessions' traffic secrets in the worker" \
+	"$(tail -n 1 "$T/scan.out" 2>&1)" '^secrets 60 found [1-9][0-9]*$'
 atlas=$(idle_per_conn "${B[atlas]}" "${W[atlas]}" "${B[plain]}" "${W[plain]}" "$N")
 own=$(idle_per_conn "${B[nginx-ssl]}" "${W[nginx-ssl]}" "${B[plain]}" "${W[plain]}" "$N")
 note "userspace path, TLS 1.3, nginx: Atlas costs $atlas bytes per idle connection; nginx's own TLS $own"

@@ -7,8 +7,10 @@
 # atlas_conn and its fd slot, so the cost must be under 1 KiB. After the
 # clients close, the worker's fds are back at the baseline and its memory has
 # not grown. nginx runs at ATLAS_LOG_LEVEL=debug and the clients keep their own
-# key log: none of their secrets may be in its stderr. UML is slow: 2 to 6
-# minutes, depending on the machine's load.
+# key log: none of their secrets may be in its stderr, nor, while the
+# connections are held, in the worker's memory (tests/e2e/memscan.py reads it
+# through /proc/PID/mem), TLS 1.3 and TLS 1.2 (100 connections). UML is slow:
+# 3 to 6 minutes, depending on the machine's load.
 . "$(dirname "$0")/lib.sh"
 . "$E2E_DIR/ktls-lib.sh"
 . "$E2E_DIR/idle-lib.sh"
@@ -64,6 +66,10 @@ IN=$T/inner-36.sh
 		pb=$IDLE_BEFORE pw=$IDLE_WITH
 		note "plain: RSS $IDLE_BEFORE KiB before, $IDLE_WITH KiB with $N, $IDLE_AFTER KiB after; worker fds $IDLE_FD_BEFORE/$IDLE_FD_WITH/$IDLE_FD_AFTER"
 		ATLAS_ENV=(ATLAS_KTLS=require ATLAS_LOG_LEVEL=debug)
+		# While the connections are held: their traffic secrets must be nowhere in the
+		# worker's memory (the kernel has the keys; OpenSSL's state was wiped and freed).
+		scan() { "$PY" "$E2E_DIR/memscan.py" "$1" "$IDLE_KEYS" >"$T/scan-$IDLE_KEYS_NAME.out" 2>&1; }
+		IDLE_HOOK=scan IDLE_KEYS=$T/client-keys.log IDLE_KEYS_NAME=13
 		if idle_measure atlas atlas "$N" --tls 1.3 --keylog "$T/client-keys.log"; then
 			pass "kernel path: nginx under Atlas held $N idle TLS 1.3 connections"
 		else
@@ -84,6 +90,18 @@ IN=$T/inner-36.sh
 		is_eq "the clients logged 5 TLS 1.3 secrets per connection" "$(wc -l <"$T/secrets.txt")" $((5 * (N + IDLE_WARM)))
 		is_eq "kernel path, debug: none of them is in the server's stderr" \
 			"$(grep -ciF -f "$T/secrets.txt" "$T/idle-atlas/server.log")" 0
+		is_match "kernel path: no TLS 1.3 traffic secret in the worker's memory (60 sessions scanned)" \
+			"$(tail -n 1 "$T/scan-13.out")" '^secrets 120 found 0$'
+		note_file "$T/scan-13.out" 3
+		# TLS 1.2: the master secret, which OpenSSL also encodes into the session ticket.
+		IDLE_KEYS=$T/client-keys12.log IDLE_KEYS_NAME=12 IDLE_WARM=2
+		if idle_measure atlas12 atlas 100 --tls 1.2 --keylog "$T/client-keys12.log"; then
+			is_match "kernel path: no TLS 1.2 master secret in the worker's memory (60 sessions scanned)" \
+				"$(tail -n 1 "$T/scan-12.out")" '^secrets 60 found 0$'
+			note_file "$T/scan-12.out" 3
+		else
+			fail "kernel path: nginx under Atlas held 100 idle TLS 1.2 connections: $IDLE_ERR"
+		fi
 	INNER
 } >"$IN"
 
