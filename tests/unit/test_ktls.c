@@ -77,6 +77,20 @@ static union atlas_ktls_crypto crypto_for(unsigned short version, unsigned short
 	return c;
 }
 
+/* Runs first: OpenSSL accepts allocation functions only before its first allocation. */
+static void wipe_init_takes_openssls_allocations_before_the_first(void **state)
+{
+	SSL_CTX *ctx;
+
+	(void)state;
+	assert_true(atlas_tls_wipe_init());
+	ctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(ctx);
+	atlas_tls_ssl_free(SSL_new(ctx)); /* a whole SSL freed through the wiping free */
+	atlas_tls_ssl_free(NULL);
+	SSL_CTX_free(ctx);
+}
+
 static void crypto_size_matches_each_cipher(void **state)
 {
 	union atlas_ktls_crypto c;
@@ -357,6 +371,8 @@ static void bio_set_ktls_wipes_openssls_crypto_info(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(wipe_init_takes_openssls_allocations_before_the_first,
+				       setup),
 		cmocka_unit_test_setup(crypto_size_matches_each_cipher, setup),
 		cmocka_unit_test_setup(crypto_size_rejects_other_ciphers_and_versions, setup),
 		cmocka_unit_test_setup(install_sets_ulp_then_the_direction, setup),
