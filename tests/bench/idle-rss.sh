@@ -61,7 +61,7 @@ if [ "$UML" = 1 ]; then
 		printf '. %q\n. %q\n' "$E2E_DIR/lib.sh" "$E2E_DIR/idle-lib.sh"
 		printf 'CA=%q EC_CERT=%q EC_KEY=%q IDLE_WWW=%q IDLE_CLIENTS=%q N=%q\n' \
 			"$CA" "$EC_CERT" "$EC_KEY" "$IDLE_WWW" "$IDLE_CLIENTS" "$N"
-		echo 'START_SECS=60 IDLE_READY_SECS=300 IDLE_WARM=5 IDLE_PORT=8600 IDLE_PATH=kernel ATLAS_ENV=(ATLAS_KTLS=require)'
+		echo 'START_SECS=60 IDLE_READY_SECS=300 IDLE_WARM=5 IDLE_PORT=8600 SERVER_LIFETIME=900 IDLE_PATH=kernel ATLAS_ENV=(ATLAS_KTLS=require)'
 		printf '. %q\n' "$T/measure.sh"
 		echo 'trap - EXIT; stop_all; exit 0'
 	} >"$T/inner.sh"
