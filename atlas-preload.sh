@@ -112,6 +112,16 @@ openssl x509 -in "$ATLAS_CERT" -noout -checkend 0 >/dev/null 2>&1 ||
 
 [ -r "$lib" ] || die "the library $lib is missing: run make first"
 
+# A private key that group or others may reach: say so once, as ssh would, and go on. The
+# library, told by ATLAS_KEY_MODE_WARNED, does not say it again at its first listen.
+unset ATLAS_KEY_MODE_WARNED
+key_mode=$(stat -L -c %a "$ATLAS_KEY" 2>/dev/null) || key_mode=0
+if [ $((8#$key_mode & 8#077)) -ne 0 ]; then
+	printf '%s: warning: the private key file %s is accessible to group or others (mode %04o): only its owner should read it (chmod 600)\n' \
+		"$me" "$ATLAS_KEY" "$((8#$key_mode))" >&2
+	export ATLAS_KEY_MODE_WARNED=1
+fi
+
 # Absolute paths: the server may chdir before it reads them... it reads them at load, but
 # a relative LD_PRELOAD entry is resolved against each child's own directory.
 abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }

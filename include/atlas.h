@@ -18,6 +18,10 @@
 #define ATLAS_ENV_KTLS		       "ATLAS_KTLS"  /* auto | off | require */
 #define ATLAS_ENV_HANDSHAKE_TIMEOUT_MS "ATLAS_HANDSHAKE_TIMEOUT_MS"
 #define ATLAS_ENV_LOG_LEVEL	       "ATLAS_LOG_LEVEL" /* error | warn | info | debug */
+/* Honoured only when set: NSS key log lines for every session (anyone who reads them decrypts). */
+#define ATLAS_ENV_KEYLOG "SSLKEYLOGFILE"
+/* Set to 1 by atlas-preload.sh when it has warned about the key file's mode already. */
+#define ATLAS_ENV_KEY_MODE_WARNED "ATLAS_KEY_MODE_WARNED"
 
 #define ATLAS_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000u
 

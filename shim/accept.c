@@ -13,6 +13,7 @@
 #include "init.h"
 #include "log.h"
 #include "real.h"
+#include "secrets.h"
 
 /* The local port of a TCP socket (IPv4 or IPv6, dual-stack included), or 0. */
 static unsigned local_port(int fd)
@@ -47,11 +48,12 @@ void atlas_accept_note_listener(int fd)
 	}
 	if (!atlas_config_port_is_tls(&atlas_init_config, (uint16_t)port))
 		return;
-	if (atlas_init_tls() == ATLAS_SERVING)
+	if (atlas_init_tls() == ATLAS_SERVING) {
 		atlas_info("fd %d: listening with TLS on port %u; ATLAS_KTLS=%s; path %s", fd, port,
 			   atlas_config_ktls_name(atlas_init_config.ktls),
 			   atlas_offload_describe());
-	else if (__atomic_exchange_n(&refusal_logged, 1, __ATOMIC_RELAXED) == 0)
+		atlas_secrets_note_listener(&atlas_init_config, fd);
+	} else if (__atomic_exchange_n(&refusal_logged, 1, __ATOMIC_RELAXED) == 0)
 		atlas_error("fd %d: port %u is a TLS port but %s: its connections will be refused",
 			    fd, port, atlas_init_refusal());
 }

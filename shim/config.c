@@ -179,6 +179,20 @@ static int parse_path(const char *var, const char *text, char *out, size_t outle
 	return 0;
 }
 
+/*
+ * What is optional and never refuses a port: SSLKEYLOGFILE (set and non-empty; one
+ * too long for a path is ignored, as if unset) and the wrapper's mark.
+ */
+static int parse_optional(atlas_config_lookup_fn lookup, struct atlas_config *cfg)
+{
+	const char *keylog = lookup(ATLAS_ENV_KEYLOG), *warned = lookup(ATLAS_ENV_KEY_MODE_WARNED);
+
+	if (keylog != NULL && strlen(keylog) < sizeof(cfg->keylog))
+		snprintf(cfg->keylog, sizeof(cfg->keylog), "%s", keylog);
+	cfg->key_mode_warned = warned != NULL && strcmp(warned, "1") == 0;
+	return 0;
+}
+
 int atlas_config_load(struct atlas_config *cfg, atlas_config_lookup_fn lookup, char *err,
 		      size_t errlen)
 {
@@ -202,5 +216,5 @@ int atlas_config_load(struct atlas_config *cfg, atlas_config_lookup_fn lookup, c
 	    atlas_config_parse_timeout(lookup(ATLAS_ENV_HANDSHAKE_TIMEOUT_MS),
 				       &cfg->handshake_timeout_ms, err, errlen) < 0)
 		return -1;
-	return 0;
+	return parse_optional(lookup, cfg);
 }

@@ -30,6 +30,8 @@ struct atlas_config {
 	enum atlas_ktls_mode ktls;	/* ATLAS_KTLS */
 	unsigned handshake_timeout_ms;	/* ATLAS_HANDSHAKE_TIMEOUT_MS */
 	enum atlas_log_level log_level; /* ATLAS_LOG_LEVEL */
+	char keylog[PATH_MAX];		/* SSLKEYLOGFILE; empty: unset, nothing is written */
+	bool key_mode_warned;		/* ATLAS_KEY_MODE_WARNED: the wrapper said it */
 };
 
 /* Looks a variable up; returns NULL when it is unset. getenv fits. */

@@ -14,6 +14,7 @@
 
 #include "engine.h"
 #include "ready.h"
+#include "tls.h"
 
 struct atlas_conn *atlas_conn_new(uint16_t port, unsigned handshake_timeout_ms)
 {
@@ -49,7 +50,7 @@ void atlas_conn_put(struct atlas_conn *c)
 	if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	atlas_ready_remove(c);
-	SSL_free(c->ssl);
+	atlas_tls_ssl_free(c->ssl);
 	OPENSSL_cleanse(c->rx_secret, sizeof(c->rx_secret));
 	pthread_mutex_destroy(&c->lock);
 	free(c);

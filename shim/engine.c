@@ -81,7 +81,7 @@ static void refuse(struct atlas_conn *c, int fd, int fail_errno, const char *why
 
 	c->state = ATLAS_CONN_REFUSED;
 	c->fail_errno = fail_errno;
-	SSL_free(c->ssl);
+	atlas_tls_ssl_free(c->ssl);
 	c->ssl = NULL;
 	if (atlas_log_enabled(ATLAS_LOG_INFO))
 		atlas_log(ATLAS_LOG_INFO, "%s: refused: %s%s%s",
@@ -179,7 +179,7 @@ static enum step tls_step(struct atlas_conn *c, int fd)
 
 	ERR_clear_error();
 	errno = 0; /* SSL_ERROR_SYSCALL with errno 0 means end of file: no stale value */
-	r = SSL_do_handshake(c->ssl);
+	r = atlas_tls_handshake(c->ssl);
 	if (r == 1)
 		return handshake_done(c, fd);
 	e = SSL_get_error(c->ssl, r);

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "offload.h"
 #include "real.h"
+#include "secrets.h"
 #include "tls.h"
 
 enum atlas_init_mode atlas_init_mode = ATLAS_INERT;
@@ -56,6 +57,7 @@ static void build_tls(void)
 		return;
 	}
 	atlas_offload_configure(atlas_init_config.ktls, ulp);
+	atlas_secrets_keylog_open(&atlas_init_config);
 	ctx = atlas_tls_ctx_new(&atlas_init_config, atlas_offload_enabled(), err, sizeof(err));
 	if (ctx == NULL) {
 		refuse_ports(err); /* the caller logs it, naming the port */
@@ -85,6 +87,8 @@ __attribute__((constructor)) static void atlas_init(void)
 	atlas_real_init();
 	if (getenv(ATLAS_ENV_PORTS) == NULL)
 		return; /* loaded without configuration */
+	/* Before OpenSSL's first allocation: a connection's OpenSSL state is wiped when freed. */
+	atlas_tls_wipe_init();
 	if (atlas_config_load(&atlas_init_config, lookup_env, err, sizeof(err)) < 0) {
 		atlas_log_threshold = atlas_init_config.log_level;
 		refuse_ports(err);

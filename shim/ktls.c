@@ -106,10 +106,10 @@ static void explain(char *why, size_t whylen, const char *step, int err)
 	snprintf(why, whylen, "%s failed: %s", step, what);
 }
 
-int atlas_ktls_install(int fd, bool tx, const struct tls_crypto_info *info, char *why,
-		       size_t whylen)
+int atlas_ktls_install(int fd, bool tx, struct tls_crypto_info *info, char *why, size_t whylen)
 {
 	size_t size = atlas_ktls_crypto_size(info);
+	int rc = -1;
 
 	if (size == 0) {
 		snprintf(why, whylen, "cipher %u with TLS version 0x%04x is not offloadable",
@@ -120,13 +120,17 @@ int atlas_ktls_install(int fd, bool tx, const struct tls_crypto_info *info, char
 	if (atlas_real.setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) < 0 &&
 	    errno != EEXIST) {
 		explain(why, whylen, "TCP_ULP tls", errno);
-		return -1;
+		goto out;
 	}
 	if (atlas_real.setsockopt(fd, SOL_TLS, tx ? TLS_TX : TLS_RX, info, (socklen_t)size) < 0) {
 		explain(why, whylen, tx ? "TLS_TX" : "TLS_RX", errno);
-		return -1;
+		goto out;
 	}
-	return 0;
+	rc = 0;
+out:
+	/* The kernel has its copy, or userspace keeps its own cipher state: this one goes. */
+	OPENSSL_cleanse(info, size);
+	return rc;
 }
 
 unsigned atlas_ktls_directions(int fd)
@@ -218,7 +222,7 @@ static int tls13_crypto(uint16_t suite, const unsigned char *key, const unsigned
 	}
 }
 
-int atlas_ktls_install_tls13_rx(int fd, const SSL_CIPHER *cipher, const unsigned char *secret,
+int atlas_ktls_install_tls13_rx(int fd, const SSL_CIPHER *cipher, unsigned char *secret,
 				size_t secret_len, char *why, size_t whylen)
 {
 	uint16_t suite = (uint16_t)(SSL_CIPHER_get_id(cipher) & 0xffff);
@@ -231,6 +235,7 @@ int atlas_ktls_install_tls13_rx(int fd, const SSL_CIPHER *cipher, const unsigned
 	if (md == NULL || (suite != 0x1301 && suite != 0x1302 && suite != 0x1303)) {
 		snprintf(why, whylen, "TLS 1.3 suite %s is not offloadable",
 			 SSL_CIPHER_get_name(cipher));
+		OPENSSL_cleanse(secret, secret_len);
 		return -1;
 	}
 	if (hkdf_expand_label(md, secret, secret_len, "key", key, key_len) < 0 ||
@@ -241,7 +246,8 @@ int atlas_ktls_install_tls13_rx(int fd, const SSL_CIPHER *cipher, const unsigned
 	tls13_crypto(suite, key, iv, &crypto);
 	rc = atlas_ktls_install(fd, false, &crypto.info, why, whylen);
 out:
-	/* The kernel has its copy (or none is needed): ours goes now. */
+	/* The kernel has its copy (or none is needed): ours go now, the secret too. */
+	OPENSSL_cleanse(secret, secret_len);
 	OPENSSL_cleanse(key, sizeof(key));
 	OPENSSL_cleanse(iv, sizeof(iv));
 	OPENSSL_cleanse(&crypto, sizeof(crypto));

@@ -43,18 +43,23 @@ size_t atlas_ktls_crypto_size(const struct tls_crypto_info *info);
 
 /*
  * Puts one direction of fd into the kernel: TCP_ULP "tls" (already there is
- * fine), then TLS_TX or TLS_RX. 0, or -1 with one sentence in why.
+ * fine), then TLS_TX or TLS_RX. 0, or -1 with one sentence in why. Either way
+ * info (the whole struct of its cipher: the key, salt, IV and sequence number)
+ * is zero on return: the kernel has its own copy, and OpenSSL keeps its own
+ * cipher state for a direction left in userspace. An info whose cipher is not
+ * offloadable has no known size and is left as it is.
  */
-int atlas_ktls_install(int fd, bool tx, const struct tls_crypto_info *info, char *why,
-		       size_t whylen);
+int atlas_ktls_install(int fd, bool tx, struct tls_crypto_info *info, char *why, size_t whylen);
 
 /*
  * TLS 1.3 receive offload by hand: derives key and IV from the client
  * application traffic secret with HKDF-Expand-Label (RFC 8446 section 7.3)
  * and installs TLS_RX at record sequence 0. The caller guarantees that no
- * record under that secret has been read yet. 0, or -1 with why.
+ * record under that secret has been read yet. 0, or -1 with why. The secret
+ * (secret_len bytes), the derived key and IV and the crypto info are all zero
+ * on return, whatever the outcome.
  */
-int atlas_ktls_install_tls13_rx(int fd, const SSL_CIPHER *cipher, const unsigned char *secret,
+int atlas_ktls_install_tls13_rx(int fd, const SSL_CIPHER *cipher, unsigned char *secret,
 				size_t secret_len, char *why, size_t whylen);
 
 /*

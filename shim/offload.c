@@ -17,6 +17,7 @@
 #include "ktls.h"
 #include "log.h"
 #include "real.h"
+#include "tls.h"
 
 /* RFC 8446 section 6: alert levels and the descriptions handled here. */
 #define ALERT_WARNING	     1
@@ -100,7 +101,7 @@ int atlas_offload_finish(struct atlas_conn *c, int fd, char *desc, size_t descle
 	c->rx_secret_len = 0;
 	if ((c->ktls & ATLAS_KTLS_RX) && !SSL_has_pending(c->ssl)) {
 		/* Nothing left for OpenSSL to do: the kernel has the keys, we drop ours. */
-		SSL_free(c->ssl);
+		atlas_tls_ssl_free(c->ssl);
 		c->ssl = NULL;
 		c->path = ATLAS_PATH_KERNEL;
 		/* The socket carries its own keys now: it may follow exec as the host wanted. */

@@ -2,18 +2,23 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "conn.h"
 #include "ktls.h"
 #include "log.h"
+#include "offload.h"
 #include "real.h"
+#include "secrets.h"
 
 /*
  * OpenSSL 3.0 drives kernel TLS through these BIO controls (its private
@@ -29,6 +34,56 @@
 /* The record header OpenSSL expects in front of each record read from kernel RX. */
 #define TLS_HEADER_LEN 5
 #define TLS_TAG_LEN    16
+
+/* Set while a handshake step or SSL_free runs in this thread: OpenSSL's frees are wiped. */
+static _Thread_local bool wipe_frees;
+
+static void *wipe_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return malloc(n);
+}
+
+static void *wipe_realloc(void *p, size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return realloc(p, n);
+}
+
+static void wipe_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	if (p != NULL && wipe_frees)
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+	free(p);
+}
+
+bool atlas_tls_wipe_init(void)
+{
+	return CRYPTO_set_mem_functions(wipe_malloc, wipe_realloc, wipe_free) == 1;
+}
+
+int atlas_tls_handshake(SSL *ssl)
+{
+	int r;
+
+	wipe_frees = true;
+	r = SSL_do_handshake(ssl);
+	wipe_frees = false;
+	return r;
+}
+
+void atlas_tls_ssl_free(SSL *ssl)
+{
+	if (ssl == NULL)
+		return;
+	wipe_frees = true;
+	SSL_free(ssl);
+	wipe_frees = false;
+}
 
 static BIO_METHOD *conn_bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
@@ -116,7 +171,11 @@ static long conn_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 	case BIO_CTRL_FLUSH:
 		return 1; /* nothing is buffered here: every write goes straight to the socket */
 	case ATLAS_BIO_CTRL_SET_KTLS:
-		/* ptr: OpenSSL's ktls_crypto_info_t, whose first member is the kernel's struct. */
+		/*
+		 * ptr: OpenSSL's ktls_crypto_info_t, whose first member is the kernel's struct,
+		 * on OpenSSL's stack; OpenSSL 3.0 never reads it again, nor wipes it
+		 * (ssl/t1_enc.c, ssl/tls13_enc.c): the install below does.
+		 */
 		if (atlas_ktls_install(c->io_fd, tx, ptr, c->ktls_why, sizeof(c->ktls_why)) < 0)
 			return 0;
 		c->ktls |= tx ? ATLAS_KTLS_TX : ATLAS_KTLS_RX;
@@ -148,9 +207,10 @@ static int hex_value(char ch)
 }
 
 /*
- * OpenSSL reports every secret it derives as an NSS key log line; the one
- * OpenSSL 3.0 does not offload itself is the TLS 1.3 client application
- * traffic secret, which becomes kernel RX (offload.c). Nothing is logged.
+ * OpenSSL reports every secret it derives as an NSS key log line. It goes to
+ * SSLKEYLOGFILE only when that is set (secrets.c). With kTLS, the one secret
+ * OpenSSL 3.0 does not offload itself, the TLS 1.3 client application traffic
+ * secret, becomes kernel RX (offload.c). Nothing is logged.
  */
 static void keylog(const SSL *ssl, const char *line)
 {
@@ -159,7 +219,8 @@ static void keylog(const SSL *ssl, const char *line)
 	const char *hex;
 	size_t n = 0;
 
-	if (c == NULL || strncmp(line, label, sizeof(label) - 1) != 0)
+	atlas_secrets_keylog_line(line); /* SSLKEYLOGFILE, when the operator set it */
+	if (c == NULL || !atlas_offload_enabled() || strncmp(line, label, sizeof(label) - 1) != 0)
 		return;
 	hex = strchr(line + sizeof(label) - 1, ' '); /* skip the client random */
 	if (hex == NULL)
@@ -327,11 +388,10 @@ SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, bool ktls, char *err,
 					 SSL_OP_IGNORE_UNEXPECTED_EOF |
 					 SSL_OP_CIPHER_SERVER_PREFERENCE |
 					 SSL_OP_PRIORITIZE_CHACHA);
-	if (ktls) {
-		/* OpenSSL offloads what 3.0 can (TLS 1.2 both ways, TLS 1.3 transmit). */
+	if (ktls) /* OpenSSL offloads what 3.0 can (TLS 1.2 both ways, TLS 1.3 transmit). */
 		SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+	if (ktls || atlas_secrets_keylog_enabled())
 		SSL_CTX_set_keylog_callback(ctx, keylog);
-	}
 	/* Partial writes and a retried buffer that moved: what write(2) callers expect to do. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
@@ -339,6 +399,13 @@ SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, bool ktls, char *err,
 	    SSL_CTX_set_ciphersuites(ctx, ATLAS_TLS13_SUITES) != 1 ||
 	    SSL_CTX_set1_groups_list(ctx, ATLAS_TLS_GROUPS) != 1)
 		return ctx_fail(ctx, err, errlen, "cannot set the cipher suites", "");
+	/*
+	 * No session cache in the process: OpenSSL's would keep every TLS 1.2 session, its
+	 * master secret included, for two hours (tls1_default_timeout) after the kernel has
+	 * the keys, and its memory with it. Session tickets still resume, TLS 1.2 and 1.3:
+	 * the server keeps nothing for them (RFC 5077, RFC 8446 section 4.6.1).
+	 */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
 	/* OpenSSL says only "system lib" for a missing file: ask the system first. */
 	if (access(cfg->cert, R_OK) != 0)

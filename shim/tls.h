@@ -39,4 +39,23 @@ SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, bool ktls, char *err,
 /* A server SSL for c, reading and writing through c->io_fd. NULL on allocation failure. */
 SSL *atlas_tls_ssl_new(SSL_CTX *ctx, struct atlas_conn *c);
 
+/*
+ * Routes the allocations of Atlas's own OpenSSL (linked privately: the host's
+ * OpenSSL, if any, is not touched) through functions of Atlas's, so that
+ * atlas_tls_ssl_free() can wipe what it frees. Call before OpenSSL's first
+ * allocation (the constructor does); false if that moment has passed.
+ */
+bool atlas_tls_wipe_init(void);
+
+/*
+ * SSL_do_handshake and SSL_free, with every block OpenSSL frees meanwhile
+ * zeroed first. OpenSSL 3.0 frees without wiping the SSL object, which holds
+ * the connection's traffic secrets (the kernel's keys after offload), and,
+ * during the handshake, the DER of the TLS 1.2 session it encrypts into a
+ * ticket (the master secret). The data path (SSL_read, SSL_write), whose
+ * buffers hold no key, is not slowed. atlas_tls_ssl_free accepts NULL.
+ */
+int atlas_tls_handshake(SSL *ssl);
+void atlas_tls_ssl_free(SSL *ssl);
+
 #endif

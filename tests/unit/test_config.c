@@ -29,6 +29,8 @@ static struct env_entry env[] = {
 	{ ATLAS_ENV_KTLS, NULL },
 	{ ATLAS_ENV_HANDSHAKE_TIMEOUT_MS, NULL },
 	{ ATLAS_ENV_LOG_LEVEL, NULL },
+	{ ATLAS_ENV_KEYLOG, NULL },
+	{ ATLAS_ENV_KEY_MODE_WARNED, NULL },
 };
 
 static const char *fake_lookup(const char *name)
@@ -654,6 +656,54 @@ static void errors_quote_unprintable_bytes_as_question_marks(void **state)
 				    "?'"));
 }
 
+static void keylog_unset_means_none(void **state)
+{
+	(void)state;
+	assert_int_equal(load(), 0);
+	assert_string_equal(cfg.keylog, "");
+	assert_false(cfg.key_mode_warned);
+}
+
+static void keylog_empty_means_none(void **state)
+{
+	(void)state;
+	set_env(ATLAS_ENV_KEYLOG, "");
+	assert_int_equal(load(), 0);
+	assert_string_equal(cfg.keylog, "");
+}
+
+static void keylog_path_is_taken_when_set(void **state)
+{
+	(void)state;
+	set_env(ATLAS_ENV_KEYLOG, "/tmp/keys.log");
+	assert_int_equal(load(), 0);
+	assert_string_equal(cfg.keylog, "/tmp/keys.log");
+}
+
+static void keylog_too_long_is_ignored_and_refuses_nothing(void **state)
+{
+	static char path[PATH_MAX + 10];
+
+	(void)state;
+	memset(path, 'k', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	set_env(ATLAS_ENV_KEYLOG, path);
+	assert_int_equal(load(), 0);
+	assert_string_equal(cfg.keylog, "");
+}
+
+static void key_mode_warned_only_when_1(void **state)
+{
+	(void)state;
+	set_env(ATLAS_ENV_KEY_MODE_WARNED, "1");
+	assert_int_equal(load(), 0);
+	assert_true(cfg.key_mode_warned);
+	set_env(ATLAS_ENV_KEY_MODE_WARNED, "yes");
+	assert_int_equal(load(), 0);
+	assert_false(cfg.key_mode_warned);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, NULL)
 
 int main(void)
@@ -710,6 +760,11 @@ int main(void)
 		T(load_error_names_only_the_wrong_variable),
 		T(load_error_fits_a_small_buffer),
 		T(errors_quote_unprintable_bytes_as_question_marks),
+		T(keylog_unset_means_none),
+		T(keylog_empty_means_none),
+		T(keylog_path_is_taken_when_set),
+		T(keylog_too_long_is_ignored_and_refuses_nothing),
+		T(key_mode_warned_only_when_1),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

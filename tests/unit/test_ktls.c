@@ -12,12 +12,15 @@
 
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <openssl/ssl.h>
 
+#include "conn.h"
 #include "ktls.h"
 #include "real.h"
+#include "tls.h"
 #include "stub_init.h"
 
 #ifndef SOL_TLS
@@ -72,6 +75,20 @@ static union atlas_ktls_crypto crypto_for(unsigned short version, unsigned short
 	c.info.version = version;
 	c.info.cipher_type = cipher;
 	return c;
+}
+
+/* Runs first: OpenSSL accepts allocation functions only before its first allocation. */
+static void wipe_init_takes_openssls_allocations_before_the_first(void **state)
+{
+	SSL_CTX *ctx;
+
+	(void)state;
+	assert_true(atlas_tls_wipe_init());
+	ctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(ctx);
+	atlas_tls_ssl_free(SSL_new(ctx)); /* a whole SSL freed through the wiping free */
+	atlas_tls_ssl_free(NULL);
+	SSL_CTX_free(ctx);
 }
 
 static void crypto_size_matches_each_cipher(void **state)
@@ -189,6 +206,25 @@ static const unsigned char rfc8448_iv[12] = {
 	0x5b, 0x78, 0x92, 0x3d, 0xee, 0x08, 0x57, 0x90, 0x33, 0xe5, 0x23, 0xd9,
 };
 
+/* The secret as Atlas holds it (the connection's rx_secret): a writable copy. */
+static unsigned char secret_buf[32];
+
+static unsigned char *secret_copy(void)
+{
+	memcpy(secret_buf, rfc8448_secret, sizeof(secret_buf));
+	return secret_buf;
+}
+
+static bool all_zero(const void *p, size_t len)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (b[i] != 0)
+			return false;
+	return true;
+}
+
 static void tls13_rx_keys_match_rfc8448(void **state)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
@@ -203,9 +239,8 @@ static void tls13_rx_keys_match_rfc8448(void **state)
 	ssl = SSL_new(ctx);
 	cipher = SSL_CIPHER_find(ssl, suite);
 	assert_non_null(cipher);
-	assert_int_equal(atlas_ktls_install_tls13_rx(7, cipher, rfc8448_secret,
-						     sizeof(rfc8448_secret), why, sizeof(why)),
-			 0);
+	assert_int_equal(
+		atlas_ktls_install_tls13_rx(7, cipher, secret_copy(), 32, why, sizeof(why)), 0);
 	assert_int_equal(fake.name[1], TLS_RX);
 	memcpy(&got, fake.value[1], sizeof(got));
 	assert_int_equal(got.info.version, TLS_1_3_VERSION);
@@ -229,8 +264,8 @@ static void tls13_rx_chacha_takes_the_whole_iv(void **state)
 	char why[128];
 
 	(void)state;
-	assert_int_equal(atlas_ktls_install_tls13_rx(7, SSL_CIPHER_find(ssl, suite), rfc8448_secret,
-						     sizeof(rfc8448_secret), why, sizeof(why)),
+	assert_int_equal(atlas_ktls_install_tls13_rx(7, SSL_CIPHER_find(ssl, suite), secret_copy(),
+						     32, why, sizeof(why)),
 			 0);
 	memcpy(&got, fake.value[1], sizeof(got));
 	assert_int_equal(got.info.cipher_type, TLS_CIPHER_CHACHA20_POLY1305);
@@ -240,9 +275,104 @@ static void tls13_rx_chacha_takes_the_whole_iv(void **state)
 	SSL_CTX_free(ctx);
 }
 
+/* A crypto info with a recognisable key, salt, IV and sequence number. */
+static union atlas_ktls_crypto keyed(unsigned short version, unsigned short cipher)
+{
+	union atlas_ktls_crypto c = crypto_for(version, cipher);
+
+	memset(c.aes128.iv, 0xa5, sizeof(c) - offsetof(struct tls12_crypto_info_aes_gcm_128, iv));
+	return c;
+}
+
+static void install_wipes_the_key_once_the_kernel_has_it(void **state)
+{
+	union atlas_ktls_crypto c = keyed(TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_256);
+	struct tls12_crypto_info_aes_gcm_256 got;
+	char why[128];
+
+	(void)state;
+	assert_int_equal(atlas_ktls_install(7, true, &c.info, why, sizeof(why)), 0);
+	/* The kernel got the key ... */
+	memcpy(&got, fake.value[1], sizeof(got));
+	assert_int_equal(got.key[0], 0xa5);
+	assert_int_equal(got.key[sizeof(got.key) - 1], 0xa5);
+	/* ... and Atlas's copy (OpenSSL's, through the BIO) is zero, header included. */
+	assert_true(all_zero(&c.aes256, sizeof(c.aes256)));
+}
+
+static void install_wipes_the_key_when_the_kernel_refuses(void **state)
+{
+	union atlas_ktls_crypto c = keyed(TLS_1_3_VERSION, TLS_CIPHER_CHACHA20_POLY1305);
+	union atlas_ktls_crypto d = keyed(TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128);
+	char why[128];
+
+	(void)state;
+	fake.fail_call = 2;
+	fake.fail_errno = EINVAL;
+	assert_int_equal(atlas_ktls_install(7, false, &c.info, why, sizeof(why)), -1);
+	assert_true(all_zero(&c.chacha, sizeof(c.chacha)));
+	fake.calls = 0;
+	fake.fail_call = 1; /* no ULP: TLS_TX is never tried, the key goes all the same */
+	fake.fail_errno = ENOENT;
+	assert_int_equal(atlas_ktls_install(7, true, &d.info, why, sizeof(why)), -1);
+	assert_true(all_zero(&d.aes128, sizeof(d.aes128)));
+}
+
+static void tls13_rx_wipes_the_secret(void **state)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+	unsigned char suite[2] = { 0x13, 0x02 }; /* TLS_AES_256_GCM_SHA384 */
+	SSL *ssl = SSL_new(ctx);
+	unsigned char *secret = secret_copy();
+	char why[128];
+
+	(void)state;
+	assert_int_equal(atlas_ktls_install_tls13_rx(7, SSL_CIPHER_find(ssl, suite), secret, 32,
+						     why, sizeof(why)),
+			 0);
+	assert_int_equal(fake.name[1], TLS_RX);
+	assert_true(all_zero(secret, 32));
+	/* Refused before any setsockopt (the kernel has nothing): wiped too. */
+	fake.calls = 0;
+	secret = secret_copy();
+	fake.fail_call = 2;
+	fake.fail_errno = ENOENT;
+	assert_int_equal(atlas_ktls_install_tls13_rx(7, SSL_CIPHER_find(ssl, suite), secret, 32,
+						     why, sizeof(why)),
+			 -1);
+	assert_true(all_zero(secret, 32));
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+}
+
+/* OpenSSL's own path: SET_KTLS through Atlas's BIO, as ssl/t1_enc.c calls it. */
+static void bio_set_ktls_wipes_openssls_crypto_info(void **state)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	struct atlas_conn *c = atlas_conn_new(443, 1000);
+	union atlas_ktls_crypto info = keyed(TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128);
+	SSL *ssl;
+
+	(void)state;
+	assert_non_null(ctx);
+	assert_non_null(c);
+	ssl = atlas_tls_ssl_new(ctx, c);
+	assert_non_null(ssl);
+	c->io_fd = 7;
+	assert_int_equal(BIO_ctrl(SSL_get_wbio(ssl), 72 /* BIO_CTRL_SET_KTLS */, 1, &info), 1);
+	assert_int_equal(c->ktls, ATLAS_KTLS_TX);
+	assert_int_equal(fake.value[1][sizeof(info.info)], 0xa5); /* the kernel got it */
+	assert_true(all_zero(&info.aes128, sizeof(info.aes128)));
+	c->ssl = ssl; /* freed with the connection */
+	atlas_conn_put(c);
+	SSL_CTX_free(ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(wipe_init_takes_openssls_allocations_before_the_first,
+				       setup),
 		cmocka_unit_test_setup(crypto_size_matches_each_cipher, setup),
 		cmocka_unit_test_setup(crypto_size_rejects_other_ciphers_and_versions, setup),
 		cmocka_unit_test_setup(install_sets_ulp_then_the_direction, setup),
@@ -254,6 +384,10 @@ int main(void)
 				       setup),
 		cmocka_unit_test_setup(tls13_rx_keys_match_rfc8448, setup),
 		cmocka_unit_test_setup(tls13_rx_chacha_takes_the_whole_iv, setup),
+		cmocka_unit_test_setup(install_wipes_the_key_once_the_kernel_has_it, setup),
+		cmocka_unit_test_setup(install_wipes_the_key_when_the_kernel_refuses, setup),
+		cmocka_unit_test_setup(tls13_rx_wipes_the_secret, setup),
+		cmocka_unit_test_setup(bio_set_ktls_wipes_openssls_crypto_info, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
