@@ -85,3 +85,18 @@ check: deps-check
 
 clean:
 	rm -rf $(BUILD)
+
+# `make bench`: Atlas against nginx's own TLS (and kTLS, inside User-Mode Linux), stunnel4,
+# haproxy and hitch; results in build/bench/ (tests/bench/run.sh says what it measures).
+# BENCH_QUICK=1 make bench is a smoke run of a minute or two.
+BENCH_PKGS := $(DEMO_PKGS) nginx stunnel4 haproxy hitch wrk python3-matplotlib procps \
+	user-mode-linux kmod iproute2
+
+.PHONY: bench deps-bench
+
+deps-bench:
+	@tests/deps.sh $(BENCH_PKGS)
+
+bench: deps-bench
+	@$(MAKE) --no-print-directory lib
+	@tests/bench/run.sh $(BUILD)/bench
