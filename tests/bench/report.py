@@ -20,8 +20,8 @@ BASE = "nginx-tls"
 
 # (workload, figure, label, unit, better): better is "low" or "high".
 FIGURES = [
-    ("big", "MBps", "1 GiB file, throughput", "MiB/s", "high"),
-    ("big", "cpu_s_per_GB", "1 GiB file, server CPU", "s/GiB", "low"),
+    ("big", "MBps", "big file, throughput", "MiB/s", "high"),
+    ("big", "cpu_s_per_GB", "big file, server CPU", "s/GiB", "low"),
     ("small", "req_per_s", "4 KiB file, wrk -c32", "req/s", "high"),
     ("small", "cpu_us_per_req", "4 KiB file, server CPU", "us/req", "low"),
     ("hs_ec", "hs_per_s", "handshakes ECDSA P-256", "hs/s", "high"),
@@ -106,6 +106,11 @@ def main():
               "repetitions; ratio = median / median of nginx's own TLS.\n")
 
     md.append("## Host, userspace TLS\n")
+    big = meta.get("settings", "").split("big=")[-1].split()[0] if "big=" in meta.get("settings", "") else "?"
+    secs = meta.get("settings", "").split("secs=")[-1].split()[0] if "secs=" in meta.get("settings", "") else "?"
+    md.append(f"big file: {big} with curl, one connection; 4 KiB file: `wrk -t2 -c32 -d{secs}s`, keep-alive "
+              f"(python: HTTP/1.0, a connection and so a handshake per request); handshakes: "
+              f"`openssl s_time -new -time {secs}`, each fetching a 3-byte file.\n")
     head = "| flavour | " + " | ".join(f"{lab} ({unit})" for _, _, lab, unit, _ in FIGURES) + " |"
     md.append(head)
     md.append("|---" * (len(FIGURES) + 1) + "|")
@@ -129,6 +134,11 @@ def main():
             cells.append(cell)
         md.append(f"| {lab} | " + " | ".join(cells) + " |")
     md.append("")
+    errs = {f: sum(data.get((f, "small", "socket_errors"), [])) for f in present}
+    errs = {f: n for f, n in errs.items() if n > 0}
+    if errs:
+        md.append("wrk socket errors (summed over the repetitions; a run fails past 5% of its requests): "
+                  + ", ".join(f"{f} {n:.0f}" for f, n in errs.items()) + ".\n")
     wrong = [c for c in checks if c["result"] == "WRONG"]
     ok = sorted({f"{c['flavour']} ({c['check']}): {c['result']}" for c in checks if c["result"] != "WRONG"})
     md.append("Negotiated, per flavour: " + "; ".join(ok) + ".\n")

@@ -182,13 +182,16 @@ wl_small() {
 	errs=$(printf '%s\n' "$out" | awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }')
 	non2xx=$(printf '%s\n' "$out" | awk '/Non-2xx/ { print $NF }')
 	errs=${errs:-0} non2xx=${non2xx:-0}
-	if [ -z "$reqs" ] || [ "$reqs" -eq 0 ] || [ "$non2xx" -gt 0 ] || [ "$errs" -gt $((reqs / 100)) ]; then
+	# A few socket errors happen with HTTP/1.0 servers (a connection per request) under load:
+	# they are reported, and fail the run only past 5% of the requests.
+	if [ -z "$reqs" ] || [ "$reqs" -eq 0 ] || [ "$non2xx" -gt 0 ] || [ "$errs" -gt $((reqs / 20)) ]; then
 		fail "$flav: wrk: ${reqs:-no} requests, $errs socket errors, $non2xx non-2xx answers"
 		printf '%s\n' "$out" | tail -n 8 | sed 's/^/#   /'
 		return 1
 	fi
 	[ "$errs" -eq 0 ] || note "$flav: wrk: $errs socket errors in $reqs requests (rep $rep)"
 	record "$rep" "$flav" small req_per_s "$(calc "$reqs / $secs")"
+	record "$rep" "$flav" small socket_errors "$errs"
 	record "$rep" "$flav" small cpu_us_per_req "$(calc "($c1 - $c0) / $HZ * 1000000 / $reqs")"
 }
 
