@@ -92,6 +92,9 @@ clean:
 BENCH_PKGS := $(DEMO_PKGS) nginx stunnel4 haproxy hitch wrk python3-matplotlib procps \
 	user-mode-linux kmod iproute2
 
+# make check runs tests/e2e/70-bench-smoke.sh (the harness in quick mode): it needs the proxies too.
+CHECK_PKGS += stunnel4 haproxy hitch python3-matplotlib
+
 .PHONY: bench deps-bench
 
 deps-bench:
