@@ -1,0 +1,293 @@
+#!/usr/bin/python3
+"""tests/bench/report.py OUTDIR: the statistics, the markdown table and the plot of `make bench`.
+
+Reads OUTDIR/raw.csv (rep,flavour,workload,figure,value), OUTDIR/uml.csv (the kernel path,
+inside User-Mode Linux), OUTDIR/checks.csv, OUTDIR/meta.txt and OUTDIR/idle-rss.md (where
+tests/bench/idle-rss.sh ran); writes OUTDIR/results.md and OUTDIR/results.png.
+
+Every figure is given as min / median / max over the repetitions, and its median as a
+ratio to nginx's own TLS (the ratio of medians). Exits 1, naming them, when a cell that the
+run should have filled is empty: a flavour that failed, a workload that gave nothing.
+"""
+import csv
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+OUT = sys.argv[1]
+BASE = "nginx-tls"
+
+# (workload, figure, label, unit, better): better is "low" or "high".
+FIGURES = [
+    ("big", "MBps", "big file, throughput", "MiB/s", "high"),
+    ("big", "cpu_s_per_GB", "big file, server CPU", "s/GiB", "low"),
+    ("small", "req_per_s", "4 KiB file, wrk -c32", "req/s", "high"),
+    ("small", "cpu_us_per_req", "4 KiB file, server CPU", "us/req", "low"),
+    ("hs_ec", "hs_per_s", "handshakes ECDSA P-256", "hs/s", "high"),
+    ("hs_ec", "cpu_us_per_hs", "handshake ECDSA, server CPU", "us/hs", "low"),
+    ("hs_rsa", "hs_per_s", "handshakes RSA-2048", "hs/s", "high"),
+    ("hs_rsa", "cpu_us_per_hs", "handshake RSA, server CPU", "us/hs", "low"),
+]
+FLAVOURS = [
+    ("nginx-plain", "nginx plain (no TLS)", {"big", "small"}),
+    ("nginx-tls", "nginx's own TLS", {"big", "small", "hs_ec", "hs_rsa"}),
+    ("stunnel", "stunnel4 + nginx", {"big", "small", "hs_ec", "hs_rsa"}),
+    ("haproxy", "haproxy + nginx", {"big", "small", "hs_ec", "hs_rsa"}),
+    ("hitch", "hitch + nginx", {"big", "small", "hs_ec", "hs_rsa"}),
+    ("atlas", "nginx under Atlas", {"big", "small", "hs_ec", "hs_rsa"}),
+    ("atlas-noport", "nginx, Atlas loaded, no TLS port", {"big", "small"}),
+    ("py-plain", "python http.server plain", {"small"}),
+    ("py-stunnel", "python behind stunnel4", {"small"}),
+    ("py-atlas", "python under Atlas", {"small"}),
+]
+LABEL = {f: lab for f, lab, _ in FLAVOURS}
+
+
+def read_csv(name):
+    path = os.path.join(OUT, name)
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_meta():
+    meta = {}
+    path = os.path.join(OUT, "meta.txt")
+    if os.path.exists(path):
+        for line in open(path):
+            k, _, v = line.rstrip("\n").partition("=")
+            meta[k] = v
+    return meta
+
+
+def fmt(x):
+    if x is None:
+        return "-"
+    if x >= 1000:
+        return f"{x:,.0f}"
+    if x >= 100:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.3g}"
+
+
+def stats(values):
+    if not values:
+        return None
+    return (min(values), statistics.median(values), max(values))
+
+
+def main():
+    raw = read_csv("raw.csv")
+    meta = read_meta()
+    checks = read_csv("checks.csv")
+    # The flavours this run was asked for (all of them, unless BENCH_FLAVOURS chose).
+    wanted = meta.get("flavours", "").split() or [f for f, _, _ in FLAVOURS]
+    present = [f for f, _, _ in FLAVOURS if f in wanted]
+    data = defaultdict(list)
+    for r in raw:
+        data[(r["flavour"], r["workload"], r["figure"])].append(float(r["value"]))
+    missing = []
+    md = []
+    md.append("# Atlas TLS benchmark (`make bench`)\n")
+    md.append(f"Run {meta.get('date', '?')} on {meta.get('host', '?')}; {meta.get('settings', '')}; "
+              f"took {meta.get('duration_s', '?')} s.  ")
+    md.append(f"Load average at start {meta.get('loadavg_start', '?')}, after the host part "
+              f"{meta.get('loadavg_host_end', '?')}, at the end {meta.get('loadavg_end', '?')} "
+              "(the machine is shared: client, server and other jobs compete for the same cores).  ")
+    md.append(f"Software: {meta.get('versions', '?')}.\n")
+    md.append("Every TLS flavour: TLS 1.3, TLS_AES_128_GCM_SHA256, the same ECDSA P-256 certificate "
+              "(RSA-2048 for the RSA handshakes), checked per flavour with `openssl s_client` and `curl -v`. "
+              "Server CPU = utime+stime of every process of the flavour (proxy and backend alike), "
+              "from /proc/PID/stat; client CPU is not counted. Cells: median (min-max) over the "
+              "repetitions; ratio = median / median of nginx's own TLS.\n")
+
+    md.append("## Host, userspace TLS\n")
+    big = meta.get("settings", "").split("big=")[-1].split()[0] if "big=" in meta.get("settings", "") else "?"
+    secs = meta.get("settings", "").split("secs=")[-1].split()[0] if "secs=" in meta.get("settings", "") else "?"
+    md.append(f"big file: {big} with curl, one connection; 4 KiB file: `wrk -t2 -c32 -d{secs}s`, keep-alive "
+              f"(python: HTTP/1.0, a connection and so a handshake per request); handshakes: "
+              f"`openssl s_time -new -time {secs}`, each fetching a 3-byte file.\n")
+    head = "| flavour | " + " | ".join(f"{lab} ({unit})" for _, _, lab, unit, _ in FIGURES) + " |"
+    md.append(head)
+    md.append("|---" * (len(FIGURES) + 1) + "|")
+    for f, lab, wls in FLAVOURS:
+        if f not in present:
+            continue
+        cells = []
+        for wl, fig, _, _, _ in FIGURES:
+            if wl not in wls:
+                cells.append("")
+                continue
+            s = stats(data.get((f, wl, fig), []))
+            b = stats(data.get((BASE, wl, fig), []))
+            if s is None:
+                missing.append(f"{f} {wl} {fig}")
+                cells.append("**missing**")
+                continue
+            cell = f"{fmt(s[1])} ({fmt(s[0])}-{fmt(s[2])})"
+            if b is not None and b[1] > 0 and f != BASE:
+                cell += f" **{s[1] / b[1]:.2f}x**"
+            cells.append(cell)
+        md.append(f"| {lab} | " + " | ".join(cells) + " |")
+    md.append("")
+    errs = {f: sum(data.get((f, "small", "socket_errors"), [])) for f in present}
+    errs = {f: n for f, n in errs.items() if n > 0}
+    if errs:
+        md.append("wrk socket errors (summed over the repetitions; a run fails past 5% of its requests): "
+                  + ", ".join(f"{f} {n:.0f}" for f, n in errs.items()) + ".\n")
+    wrong = [c for c in checks if c["result"] == "WRONG"]
+    ok = sorted({f"{c['flavour']} ({c['check']}): {c['result']}" for c in checks if c["result"] != "WRONG"})
+    md.append("Negotiated, per flavour: " + "; ".join(ok) + ".\n")
+    if wrong:
+        md.append("**Wrong version or suite:** " + ", ".join(f"{c['flavour']} {c['check']}" for c in wrong) + "\n")
+
+    # The issue's targets, as measured in this run (never asserted).
+    def med(f, wl, fig, src=data):
+        s = stats(src.get((f, wl, fig), []))
+        return None if s is None else s[1]
+
+    targets = []
+
+    def target(desc, num, den, op, limit):
+        if num is None or den is None or den == 0:
+            targets.append((desc, None, op, limit, "no figure"))
+            return
+        r = num / den
+        met = r <= limit if op == "<=" else r >= limit
+        targets.append((desc, r, op, limit, "met" if met else "MISSED"))
+
+    for wl, fig, lab in (("big", "cpu_s_per_GB", "CPU per GB"), ("small", "cpu_us_per_req", "CPU per request"),
+                         ("hs_ec", "cpu_us_per_hs", "CPU per ECDSA handshake"),
+                         ("hs_rsa", "cpu_us_per_hs", "CPU per RSA handshake")):
+        target(f"Atlas/nginx TLS, {lab}", med("atlas", wl, fig), med(BASE, wl, fig), "<=", 1.05)
+        for other in ("stunnel", "haproxy", "hitch"):
+            target(f"Atlas/{other}, {lab}", med("atlas", wl, fig), med(other, wl, fig), "<=", 0.6)
+    target("python under Atlas / behind stunnel4, req/s", med("py-atlas", "small", "req_per_s"),
+           med("py-stunnel", "small", "req_per_s"), ">=", 2.0)
+    target("nginx with Atlas and no TLS port / nginx plain, req/s", med("atlas-noport", "small", "req_per_s"),
+           med("nginx-plain", "small", "req_per_s"), ">=", 0.99)
+
+    # The kernel path, inside UML: ratios only.
+    uml = read_csv("uml.csv")
+    u = defaultdict(list)
+    if uml or os.path.exists(os.path.join(OUT, "uml.csv")):
+        for r in uml:
+            u[(r["flavour"], r["tls"], r["figure"])].append(float(r["value"]))
+        md.append("## Kernel TLS, inside User-Mode Linux: ratios only\n")
+        md.append("One CPU shared by client (curl) and server, the kernel's generic C AES-GCM: absolute "
+                  "figures mean nothing, so only Atlas (plain nginx, `--ktls require`) against nginx's own "
+                  "kTLS (`ssl_conf_command Options KTLS`, sendfile on) is shown, same file, same "
+                  "version and suite. kTLS engaged: the /proc/net/tls_stat counters that rose on each "
+                  "measured connection.\n")
+        md.append("| TLS | Atlas/nginx kTLS throughput | Atlas/nginx kTLS server CPU per GB | "
+                  "kTLS engaged (nginx) | kTLS engaged (Atlas) | repetitions |")
+        md.append("|---|---|---|---|---|---|")
+        for tls, name in (("13", "TLS 1.3 AES-128-GCM"), ("12", "TLS 1.2 ECDHE-ECDSA-AES128-GCM")):
+            row = [name]
+            for fig in ("MBps", "cpu_s_per_GB"):
+                a = stats(u.get(("atlas-ktls", tls, fig), []))
+                n = stats(u.get(("nginx-ktls", tls, fig), []))
+                if a is None or n is None or n[1] == 0:
+                    missing.append(f"uml TLS{tls} {fig}")
+                    row.append("**missing**")
+                else:
+                    row.append(f"**{a[1] / n[1]:.2f}x** (Atlas {fmt(a[0])}-{fmt(a[2])}, nginx {fmt(n[0])}-{fmt(n[2])})")
+            for f in ("nginx-ktls", "atlas-ktls"):
+                tx = u.get((f, tls, "ktls_tx"), [])
+                rx = u.get((f, tls, "ktls_rx"), [])
+                if not tx:
+                    row.append("**not measured**")
+                else:
+                    row.append(f"TX {'yes' if min(tx) >= 1 else 'NO'}, RX {'yes' if rx and min(rx) >= 1 else 'no'}"
+                               f" (every run)")
+            row.append(str(len(u.get(("atlas-ktls", tls, "MBps"), []))))
+            md.append("| " + " | ".join(row) + " |")
+            a = med("atlas-ktls", tls, "MBps", u)
+            n = med("nginx-ktls", tls, "MBps", u)
+            target(f"kTLS (UML) TLS{tls[0]}.{tls[1]}: Atlas/nginx kTLS throughput", a, n, ">=", 0.97)
+            a = med("atlas-ktls", tls, "cpu_s_per_GB", u)
+            n = med("nginx-ktls", tls, "cpu_s_per_GB", u)
+            target(f"kTLS (UML) TLS{tls[0]}.{tls[1]}: Atlas/nginx kTLS server CPU per GB", a, n, "<=", 1.03)
+        md.append("")
+
+    md.append("## Idle connections: memory\n")
+    idle = os.path.join(OUT, "idle-rss.md")
+    if os.path.exists(idle) and open(idle).read().strip():
+        md.append(open(idle).read().strip() + "\n")
+    else:
+        md.append("Not measured in this run (tests/bench/idle-rss.sh was not there, or BENCH_IDLE=0).\n")
+
+    md.append("## Targets (issue 6), as measured in this run\n")
+    md.append("| target | ratio | wanted | |")
+    md.append("|---|---|---|---|")
+    for desc, r, op, limit, verdict in targets:
+        md.append(f"| {desc} | {'-' if r is None else f'{r:.2f}'} | {op} {limit} | {verdict} |")
+    md.append("")
+    md.append("![benchmark](results.png)\n")
+    with open(os.path.join(OUT, "results.md"), "w") as f:
+        f.write("\n".join(md))
+
+    plot(data, present, u if uml else None)
+    if missing:
+        print("missing cells: " + ", ".join(missing))
+        return 1
+    return 0
+
+
+def plot(data, present, uml):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = FIGURES + ([("uml", None, "kernel TLS in UML (Atlas / nginx kTLS)", "ratio", None)] if uml else [])
+    cols = 3
+    rows = (len(figs) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.2 * rows))
+    axes = axes.flatten()
+    for ax, (wl, figname, lab, unit, better) in zip(axes, figs):
+        if wl == "uml":
+            names, vals = [], []
+            for tls in ("13", "12"):
+                for fg, short in (("MBps", "throughput"), ("cpu_s_per_GB", "CPU/GB")):
+                    a = stats(uml.get(("atlas-ktls", tls, fg), []))
+                    n = stats(uml.get(("nginx-ktls", tls, fg), []))
+                    if a and n and n[1]:
+                        names.append(f"TLS1.{tls[1]} {short}")
+                        vals.append(a[1] / n[1])
+            ax.barh(names, vals, color="#4c72b0")
+            ax.axvline(1.0, color="grey", lw=0.8)
+            for i, v in enumerate(vals):
+                ax.text(v, i, f" {v:.2f}", va="center", fontsize=8)
+            ax.set_title(lab, fontsize=10)
+            ax.invert_yaxis()
+            continue
+        names, meds, lo, hi, colours = [], [], [], [], []
+        for f, flab, _ in FLAVOURS:
+            s = stats(data.get((f, wl, figname), []))
+            if f not in present or s is None:
+                continue
+            names.append(flab)
+            meds.append(s[1])
+            lo.append(s[1] - s[0])
+            hi.append(s[2] - s[1])
+            colours.append("#dd8452" if f.startswith("atlas") or f == "py-atlas" else
+                           "#55a868" if f == BASE else "#8c8c8c")
+        ax.barh(names, meds, xerr=[lo, hi], color=colours, capsize=2)
+        for i, v in enumerate(meds):
+            ax.text(v, i, f" {fmt(v)}", va="center", fontsize=7)
+        ax.set_title(f"{lab} ({unit}, {'lower' if better == 'low' else 'higher'} is better)", fontsize=10)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.invert_yaxis()
+    for ax in axes[len(figs):]:
+        ax.axis("off")
+    fig.suptitle("Atlas TLS benchmark: median, min-max bars (orange: Atlas; green: nginx's own TLS)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(os.path.join(OUT, "results.png"), dpi=90)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

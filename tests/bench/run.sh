@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh [OUTDIR]: `make bench`. Atlas against the other ways of serving
+# TLS, side by side in one run; results into OUTDIR (default build/bench):
+#   raw.csv      one line per measurement: rep,flavour,workload,figure,value
+#   checks.csv   what was checked per flavour (negotiated version/suite, kTLS engaged)
+#   uml.csv      the kernel-path comparison, measured inside User-Mode Linux
+#   results.md   min/median/max of each figure and its ratio to nginx's own TLS
+#   results.png  the same as a plot
+#
+# Flavours (tests/bench/flavours.sh), all on 127.0.0.1, started and stopped here:
+# nginx plain; nginx's own TLS; stunnel4, haproxy and hitch in front of plain nginx;
+# plain nginx under Atlas; python3 http.server plain, behind stunnel4 and under
+# Atlas; plain nginx with Atlas loaded but no TLS port.
+# Workloads: a big file with curl (one connection); a 4 KiB file with wrk -t2 -c32
+# (keep-alive); full handshakes with openssl s_time -new, ECDSA P-256 and RSA-2048;
+# the idle-connection memory of tests/bench/idle-rss.sh, where it exists.
+# Server CPU is utime+stime of every process of the flavour, from /proc/PID/stat,
+# sampled just before and just after each workload; client CPU is not counted.
+# Repetitions are interleaved: for each repetition, every flavour in turn.
+#
+# Settings (environment):
+#   BENCH_QUICK=1       a smoke run: 16 MiB file (4 in UML), 1 s per wrk/s_time, 1 repetition
+#   BENCH_REPS=N        repetitions (default 3; 1 when quick)
+#   BENCH_BIG_MB=N      size of the big file (default 1024; 16 when quick)
+#   BENCH_SECS=N        seconds per wrk and s_time run (default 10; 1 when quick)
+#   BENCH_FLAVOURS=".." only these host flavours (default: all)
+#   BENCH_UML=0         skip the kernel-path part (default 1)
+#   BENCH_UML_MB=N      file size inside UML (default 64; 4 when quick: UML moves ~4 MB/s)
+#   BENCH_IDLE=0        skip tests/bench/idle-rss.sh (default 1)
+# Prints "ok - " / "not ok - " for every check (tests/e2e/lib.sh) and "# " notes;
+# exits non-zero when a check failed (a flavour that did not start, negotiated
+# another suite, answered wrongly) or a figure is missing. Speed targets are
+# reported, never asserted.
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+export ATLAS_E2E_SERVER_LIFETIME=${ATLAS_E2E_SERVER_LIFETIME:-1800}
+# shellcheck disable=SC1091
+. "$BENCH_DIR/../e2e/lib.sh"
+# shellcheck disable=SC1091
+. "$BENCH_DIR/flavours.sh"
+
+OUT=${1:-$ROOT/build/bench}
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	REPS=${BENCH_REPS:-1} BIG_MB=${BENCH_BIG_MB:-16} SECS=${BENCH_SECS:-1} UML_MB=${BENCH_UML_MB:-4}
+else
+	REPS=${BENCH_REPS:-3} BIG_MB=${BENCH_BIG_MB:-1024} SECS=${BENCH_SECS:-10} UML_MB=${BENCH_UML_MB:-64}
+fi
+HOST_FLAVOURS=${BENCH_FLAVOURS:-nginx-plain nginx-tls stunnel haproxy hitch atlas atlas-noport py-plain py-stunnel py-atlas}
+HZ=$(getconf CLK_TCK)
+BENCH_TLS=13 # flavours.sh: TLS 1.3 on the host
+export BENCH_TLS
+
+for prog in curl wrk openssl /usr/sbin/nginx /usr/bin/stunnel4 /usr/sbin/haproxy /usr/sbin/hitch; do
+	command -v "$prog" >/dev/null || {
+		fail "bench: $prog is missing (make bench installs it)"
+		exit 1
+	}
+done
+mkdir -p "$OUT"
+rm -f "$OUT"/{raw.csv,checks.csv,uml.csv,idle-rss.md,meta.txt,results.md,results.png}
+echo "rep,flavour,workload,figure,value" >"$OUT/raw.csv"
+echo "flavour,check,result" >"$OUT/checks.csv"
+T0=$(date +%s)
+
+meta() { printf '%s=%s\n' "$1" "$2" >>"$OUT/meta.txt"; }
+record() { echo "$1,$2,$3,$4,$5" >>"$OUT/raw.csv"; }
+checked() { echo "$1,$2,$3" >>"$OUT/checks.csv"; }
+calc() { awk "BEGIN { printf \"%.6g\", $1 }"; }
+
+meta date "$(date -u +%Y-%m-%dT%H:%MZ)"
+meta host "$(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
+meta loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+meta flavours "$HOST_FLAVOURS"
+meta settings "reps=$REPS big=${BIG_MB}MiB secs=$SECS uml=${UML_MB}MiB quick=$QUICK"
+meta versions "$(nginx -v 2>&1 | sed 's/.*: //'), stunnel $(dpkg-query -W -f='${Version}' stunnel4), haproxy $(dpkg-query -W -f='${Version}' haproxy), hitch $(dpkg-query -W -f='${Version}' hitch), $(openssl version | cut -d' ' -f1-2), wrk $(dpkg-query -W -f='${Version}' wrk)"
+
+# ---- the files served and the client settings ---------------------------------------------
+
+make_certs
+WWW=$T/www
+mkdir -p "$WWW"
+head -c 4096 /dev/urandom >"$WWW/4k.bin"
+echo ok >"$WWW/hs.txt"
+# A sparse file reads as zeros from the page cache: no disk in the measurement.
+truncate -s "${BIG_MB}M" "$WWW/big.bin"
+BIG_BYTES=$((BIG_MB * 1048576))
+cat "$WWW/big.bin" >/dev/null
+CLIENT_CONF=$T/client-openssl.cnf
+bench_client_conf "$CLIENT_CONF"
+client() { OPENSSL_CONF=$CLIENT_CONF "$@"; }
+
+url() { # FLAVOUR PORT PATH
+	if [ "$(flavour_scheme "$1")" = https ]; then echo "https://localhost:$2$3"; else echo "http://127.0.0.1:$2$3"; fi
+}
+bcurl() { # PORT URL [ARGS]
+	local port=$1 u=$2
+	shift 2
+	client curl -sS --cacert "$CA" --resolve "localhost:$port:127.0.0.1" "$@" "$u"
+}
+
+# ---- the checks made once per flavour and certificate ------------------------------------------
+
+# check_tls FLAVOUR PORT KIND: it negotiates the version and suite every flavour must,
+# with the certificate of KIND, and serves the right bytes.
+check_tls() {
+	local flav=$1 port=$2 kind=$3 out want wantv sig ok=1
+	want=$(bench_want_cipher)
+	wantv=$(bench_want_version)
+	out=$(client openssl s_client -connect "127.0.0.1:$port" -servername localhost -CAfile "$CA" \
+		-verify_return_error </dev/null 2>&1)
+	if ! printf '%s\n' "$out" | grep -Eq "^(New|Reused), $wantv, Cipher is $want\$"; then
+		ok=0
+		note "$flav: openssl s_client did not negotiate $wantv $want:" \
+			"$(printf '%s\n' "$out" | grep -E 'Cipher is|Verif|error' | head -n 5)"
+	fi
+	case $kind in ec) sig=ECDSA ;; *) sig='RSA(-PSS)?' ;; esac
+	printf '%s\n' "$out" | grep -Eq "^Peer signature type: $sig\$" || {
+		ok=0
+		note "$flav: the server did not sign with its $kind key: $(printf '%s\n' "$out" | grep 'Peer signature type')"
+	}
+	out=$(bcurl "$port" "$(url "$flav" "$port" /4k.bin)" -v -o "$T/check.bin" 2>&1)
+	if ! printf '%s\n' "$out" | grep -q "SSL connection using $wantv / $want"; then
+		ok=0
+		note "$flav: curl did not negotiate $wantv / $want: $(printf '%s\n' "$out" | grep 'SSL connection')"
+	fi
+	cmp -s "$T/check.bin" "$WWW/4k.bin" || {
+		ok=0
+		note "$flav: curl did not get the 4 KiB file"
+	}
+	if [ "$ok" = 1 ]; then
+		pass "$flav ($kind): negotiates $wantv $want with the $kind certificate, serves the file"
+		checked "$flav" "tls-$kind" "$wantv $want"
+	else
+		fail "$flav ($kind): negotiates $wantv $want with the $kind certificate, serves the file"
+		checked "$flav" "tls-$kind" "WRONG"
+	fi
+	[ "$ok" = 1 ]
+}
+
+check_plain() {
+	local flav=$1 port=$2
+	if curl -sS --max-time 10 -o "$T/check.bin" "http://127.0.0.1:$port/4k.bin" 2>"$T/check.err" &&
+		cmp -s "$T/check.bin" "$WWW/4k.bin"; then
+		pass "$flav: serves the file over plain HTTP"
+		checked "$flav" plain "HTTP"
+	else
+		fail "$flav: serves the file over plain HTTP"
+		note_file "$T/check.err"
+		checked "$flav" plain "WRONG"
+		return 1
+	fi
+}
+
+# ---- the workloads ------------------------------------------------------------------------
+
+# big REP FLAVOUR PORT: the big file, one connection, curl.
+wl_big() {
+	local rep=$1 flav=$2 port=$3 c0 c1 res size secs
+	c0=$(flavour_cpu_ticks)
+	res=$(bcurl "$port" "$(url "$flav" "$port" /big.bin)" --max-time 600 -o /dev/null \
+		-w '%{size_download} %{time_total}' 2>"$T/big.err")
+	c1=$(flavour_cpu_ticks)
+	read -r size secs <<<"$res"
+	if [ "${size:-0}" != "$BIG_BYTES" ]; then
+		fail "$flav: big file: got '${size:-}' bytes, want $BIG_BYTES"
+		note_file "$T/big.err"
+		return 1
+	fi
+	record "$rep" "$flav" big MBps "$(calc "$size / 1048576 / $secs")"
+	record "$rep" "$flav" big cpu_s_per_GB "$(calc "($c1 - $c0) / $HZ / ($size / 1073741824)")"
+}
+
+# small REP FLAVOUR PORT: the 4 KiB file, wrk -t2 -c32 for SECS, keep-alive where the server
+# keeps it (python's http.server speaks HTTP/1.0: a connection per request).
+wl_small() {
+	local rep=$1 flav=$2 port=$3 c0 c1 out reqs secs errs non2xx
+	c0=$(flavour_cpu_ticks)
+	out=$(client timeout $((SECS + 30)) wrk -t2 -c32 -d"${SECS}s" "$(url "$flav" "$port" /4k.bin)" 2>&1)
+	c1=$(flavour_cpu_ticks)
+	reqs=$(printf '%s\n' "$out" | awk '/ requests in / { print $1 }')
+	secs=$(printf '%s\n' "$out" | awk '/ requests in / { sub(/s,$/, "", $4); print $4 }')
+	errs=$(printf '%s\n' "$out" | awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }')
+	non2xx=$(printf '%s\n' "$out" | awk '/Non-2xx/ { print $NF }')
+	errs=${errs:-0} non2xx=${non2xx:-0}
+	# A few socket errors happen with HTTP/1.0 servers (a connection per request) under load:
+	# they are reported, and fail the run only past 5% of the requests.
+	if [ -z "$reqs" ] || [ "$reqs" -eq 0 ] || [ "$non2xx" -gt 0 ] || [ "$errs" -gt $((reqs / 20)) ]; then
+		fail "$flav: wrk: ${reqs:-no} requests, $errs socket errors, $non2xx non-2xx answers"
+		printf '%s\n' "$out" | tail -n 8 | sed 's/^/#   /'
+		return 1
+	fi
+	[ "$errs" -eq 0 ] || note "$flav: wrk: $errs socket errors in $reqs requests (rep $rep)"
+	record "$rep" "$flav" small req_per_s "$(calc "$reqs / $secs")"
+	record "$rep" "$flav" small socket_errors "$errs"
+	record "$rep" "$flav" small cpu_us_per_req "$(calc "($c1 - $c0) / $HZ * 1000000 / $reqs")"
+}
+
+# hs REP FLAVOUR PORT KIND: new full handshakes, openssl s_time -new, each fetching a
+# 3-byte file (so every flavour reaches its backend), no session resumption.
+wl_hs() {
+	local rep=$1 flav=$2 port=$3 kind=$4 c0 c1 out n secs
+	c0=$(flavour_cpu_ticks)
+	out=$(client timeout $((SECS + 30)) openssl s_time -connect "127.0.0.1:$port" -new \
+		-time "$SECS" -www /hs.txt 2>&1)
+	c1=$(flavour_cpu_ticks)
+	# "N connections in T real seconds, B bytes read per connection"
+	read -r n secs <<<"$(printf '%s\n' "$out" | awk '/connections in .* real seconds/ { print $1, $4; exit }')"
+	if [ -z "${n:-}" ] || [ "$n" -eq 0 ]; then
+		fail "$flav: s_time ($kind): no handshake completed"
+		printf '%s\n' "$out" | tail -n 5 | sed 's/^/#   /'
+		return 1
+	fi
+	record "$rep" "$flav" "hs_$kind" hs_per_s "$(calc "$n / $secs")"
+	record "$rep" "$flav" "hs_$kind" cpu_us_per_hs "$(calc "($c1 - $c0) / $HZ * 1000000 / $n")"
+}
+
+# ---- one flavour, one repetition -------------------------------------------------------------------
+
+is_tls() { [ "$(flavour_scheme "$1")" = https ]; }
+is_python() { case $1 in py-*) return 0 ;; *) return 1 ;; esac; }
+
+run_flavour() { # REP FLAVOUR KIND
+	local rep=$1 flav=$2 kind=$3 port
+	port=$(free_port)
+	if ! flavour_start "$flav" "$port"; then
+		fail "$flav: starts ($kind certificate)"
+		flavour_stop
+		return 1
+	fi
+	[ "$rep" = 1 ] && note "$flav: $(flavour_nprocs) processes (${FLAVOUR_DESC[$flav]})"
+	if [ "$rep" = 1 ] || [ "$kind" = rsa ]; then
+		if is_tls "$flav"; then check_tls "$flav" "$port" "$kind"; else check_plain "$flav" "$port"; fi || {
+			flavour_stop
+			return 1
+		}
+	fi
+	if [ "$kind" = ec ]; then
+		is_python "$flav" || wl_big "$rep" "$flav" "$port"
+		wl_small "$rep" "$flav" "$port"
+	fi
+	is_tls "$flav" && ! is_python "$flav" && wl_hs "$rep" "$flav" "$port" "$kind"
+	flavour_stop
+	return 0
+}
+
+# ---- the host part ------------------------------------------------------------------------------
+
+EC=("$EC_CERT" "$EC_KEY")
+RSA=("$RSA_CERT" "$RSA_KEY")
+for rep in $(seq "$REPS"); do
+	for kind in ec rsa; do
+		if [ "$kind" = ec ]; then CERT=${EC[0]} KEY=${EC[1]}; else CERT=${RSA[0]} KEY=${RSA[1]}; fi
+		rm -f "$T/combined.pem"
+		for flav in $HOST_FLAVOURS; do
+			[ "$kind" = rsa ] && { ! is_tls "$flav" || is_python "$flav"; } && continue
+			run_flavour "$rep" "$flav" "$kind"
+		done
+	done
+	note "repetition $rep of $REPS done at $(($(date +%s) - T0)) s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+done
+meta loadavg_host_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- the kernel path, inside User-Mode Linux ------------------------------------------------------
+
+if [ "${BENCH_UML:-1}" = 1 ]; then
+	if [ -x "$(command -v linux.uml)" ]; then
+		CERT=${EC[0]} KEY=${EC[1]}
+		uml_in=$T/uml-inner-vars.sh
+		{
+			printf 'BENCH_DIR=%q OUT=%q REPS=%q UML_MB=%q CA=%q CERT=%q KEY=%q\n' \
+				"$BENCH_DIR" "$OUT" "$REPS" "$UML_MB" "$CA" "$CERT" "$KEY"
+		} >"$uml_in"
+		t=$(date +%s)
+		"$ROOT/tests/uml/run.sh" --timeout "${BENCH_UML_TIMEOUT:-1500}" -- \
+			bash "$BENCH_DIR/uml-inner.sh" "$uml_in" >"$T/uml.out" 2>&1
+		rc=$?
+		grep -E '^(ok - |not ok - |# )' "$T/uml.out" | sed 's/^\(not ok - \|ok - \)/\1uml: /'
+		N_PASS=$((N_PASS + $(grep -c '^ok - ' "$T/uml.out")))
+		N_FAIL=$((N_FAIL + $(grep -c '^not ok - ' "$T/uml.out")))
+		if [ "$rc" -ne 0 ] || ! grep -q '^# uml-inner: done' "$T/uml.out"; then
+			fail "uml: the kernel-path run did not finish (tests/uml/run.sh status $rc)"
+			tail -n 15 "$T/uml.out" | sed 's/^/#   /'
+		fi
+		note "uml: kernel-path part in $(($(date +%s) - t)) s"
+	else
+		fail "uml: linux.uml is missing (make bench installs user-mode-linux)"
+	fi
+fi
+
+# ---- idle-connection memory (tests/bench/idle-rss.sh, built on another branch) -------------------
+
+# tests/bench/idle-rss.sh, where it exists, measures the RSS of servers holding 1000
+# idle TLS connections. It is called as `idle-rss.sh OUTDIR/idle-rss` (a directory of its
+# own), with BENCH_QUICK exported, and prints a markdown table on stdout; results.md
+# shows that table as it is. Its "ok - " / "not ok - " lines (if any) count here.
+if [ "${BENCH_IDLE:-1}" = 1 ]; then
+	if [ -f "$BENCH_DIR/idle-rss.sh" ]; then
+		mkdir -p "$OUT/idle-rss"
+		BENCH_QUICK=$QUICK bash "$BENCH_DIR/idle-rss.sh" "$OUT/idle-rss" >"$T/idle.out" 2>"$T/idle.err"
+		rc=$?
+		grep -vE '^(ok - |not ok - |# )' "$T/idle.out" >"$OUT/idle-rss.md"
+		grep -E '^(ok - |not ok - )' "$T/idle.out"
+		N_PASS=$((N_PASS + $(grep -c '^ok - ' "$T/idle.out")))
+		N_FAIL=$((N_FAIL + $(grep -c '^not ok - ' "$T/idle.out")))
+		[ "$rc" -eq 0 ] || fail "idle-rss.sh exited with status $rc"
+		[ "$rc" -eq 0 ] || note_file "$T/idle.err"
+	else
+		note "tests/bench/idle-rss.sh is not on this branch: no idle-connection memory figures"
+	fi
+fi
+
+# ---- the report --------------------------------------------------------------------------------------
+
+meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+meta duration_s "$(($(date +%s) - T0))"
+if "$PY" "$BENCH_DIR/report.py" "$OUT" >"$T/report.out" 2>&1; then
+	pass "report: $OUT/results.md and results.png, every cell filled"
+else
+	fail "report: $OUT/results.md and results.png, every cell filled"
+	tail -n 20 "$T/report.out" | sed 's/^/#   /'
+fi
+[ -f "$OUT/results.md" ] && cat "$OUT/results.md"
+note "bench: $(($(date +%s) - T0)) s in all"
+finish
