@@ -3,14 +3,15 @@
  *
  * Input: one byte of flags (bit i: variable i is unset), one byte that sizes
  * the error buffer, then the values of ATLAS_PORTS, ATLAS_CERT, ATLAS_KEY,
- * ATLAS_KTLS, ATLAS_HANDSHAKE_TIMEOUT_MS and ATLAS_LOG_LEVEL, separated by NUL
- * bytes (missing ones are unset). atlas_config_load reads them through the
+ * ATLAS_KTLS, ATLAS_HANDSHAKE_TIMEOUT_MS, ATLAS_LOG_LEVEL, SSLKEYLOGFILE and
+ * ATLAS_KEY_MODE_WARNED, separated by NUL bytes (missing ones are unset). atlas_config_load reads them through the
  * lookup function; each per-variable parser is then run on its value alone.
  *
  * Invariants: the port set equals the one a separate reference parser
  * reads from the list (all or nothing); a failure leaves one printable
  * sentence, never more than the buffer holds, that names its variable; ports
- * are kept when a later variable is wrong; accepted values are in range.
+ * are kept when a later variable is wrong; accepted values are in range; the
+ * optional variables never refuse anything (a key log path too long is unset).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,7 +25,7 @@
 #include "fuzz.h"
 #include "stub_init.h"
 
-enum { V_PORTS, V_CERT, V_KEY, V_KTLS, V_TIMEOUT, V_LOG, V_COUNT };
+enum { V_PORTS, V_CERT, V_KEY, V_KTLS, V_TIMEOUT, V_LOG, V_KEYLOG, V_WARNED, V_COUNT };
 
 static const char *const var_names[V_COUNT] = {
 	[V_PORTS] = ATLAS_ENV_PORTS,
@@ -33,6 +34,8 @@ static const char *const var_names[V_COUNT] = {
 	[V_KTLS] = ATLAS_ENV_KTLS,
 	[V_TIMEOUT] = ATLAS_ENV_HANDSHAKE_TIMEOUT_MS,
 	[V_LOG] = ATLAS_ENV_LOG_LEVEL,
+	[V_KEYLOG] = ATLAS_ENV_KEYLOG,
+	[V_WARNED] = ATLAS_ENV_KEY_MODE_WARNED,
 };
 
 /* The environment of this run: NULL for an unset variable. */
@@ -193,6 +196,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(cfg->log_level <= ATLAS_LOG_DEBUG);
 		FUZZ_CHECK(cfg->handshake_timeout_ms >= 1 && cfg->handshake_timeout_ms <= 3600000);
 		FUZZ_CHECK(lookups == V_COUNT);
+		if (env[V_KEYLOG] != NULL && strlen(env[V_KEYLOG]) < sizeof(cfg->keylog))
+			FUZZ_CHECK(strcmp(cfg->keylog, env[V_KEYLOG]) == 0);
+		else
+			FUZZ_CHECK(cfg->keylog[0] == '\0');
+		FUZZ_CHECK(cfg->key_mode_warned ==
+			   (env[V_WARNED] != NULL && strcmp(env[V_WARNED], "1") == 0));
 	} else {
 		FUZZ_CHECK(errlen == 1 || err[0] != '\0');
 		check_error(err, errlen, "ATLAS_");

@@ -23,10 +23,14 @@ def write(target, name, data):
 
 
 # ---- config: flags (bit i: variable i unset), error buffer size, then
-# PORTS, CERT, KEY, KTLS, TIMEOUT, LOG_LEVEL separated by NUL bytes.
+# PORTS, CERT, KEY, KTLS, TIMEOUT, LOG_LEVEL[, SSLKEYLOGFILE, ATLAS_KEY_MODE_WARNED]
+# separated by NUL bytes (the last two only when given: unset otherwise).
 def config(name, ports=b"8443", cert=b"/etc/atlas/cert.pem", key=b"/etc/atlas/key.pem",
-           ktls=b"", timeout=b"", log=b"", unset=0, errlen=199):
-    write("config", name, bytes([unset, errlen]) + b"\0".join([ports, cert, key, ktls, timeout, log]))
+           ktls=b"", timeout=b"", log=b"", unset=0, errlen=199, keylog=None, warned=None):
+    values = [ports, cert, key, ktls, timeout, log]
+    if keylog is not None or warned is not None:
+        values += [keylog or b"", warned or b""]
+    write("config", name, bytes([unset, errlen]) + b"\0".join(values))
 
 
 config("valid-minimal")
@@ -50,6 +54,10 @@ config("log-error", log=b"error")
 config("log-bad", log=b"verbose\x1b[2J")
 config("small-error-buffer", ktls=b"a-much-longer-value-than-sixteen-bytes", errlen=15)
 config("tiny-error-buffer", ports=b"x", errlen=0)
+config("keylog-set", keylog=b"/tmp/keys.log", warned=b"1")
+config("keylog-empty-warned-other", keylog=b"", warned=b"yes")
+config("keylog-too-long", keylog=b"/" + b"k" * 4200)
+config("keylog-with-bad-ports", ports=b"8443,", keylog=b"/tmp/k", warned=b"1")
 
 # ---- sniff: the first bytes a client sends.
 for m in [b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE"]:
