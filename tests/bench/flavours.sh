@@ -125,11 +125,15 @@ nginx_conf() {
 }
 
 # start_group NAME PORT -- CMD...: start_server, and count its process group.
+# The whole group runs on BENCH_SERVER_CPUS when run.sh pins (taskset execs the command,
+# so the process group and the listener are the same as without it).
 start_group() {
-	local name=$1 port=$2
+	local name=$1 port=$2 pin=()
 	shift 2
+	[ "${1:-}" = -- ] && shift
+	[ -n "${BENCH_SERVER_CPUS:-}" ] && pin=(taskset -c "$BENCH_SERVER_CPUS")
 	FLAV_NAMES+=("$name")
-	start_server "$name" "$port" "$@" || return 1
+	start_server "$name" "$port" -- "${pin[@]}" "$@" || return 1
 	FLAV_GROUPS+=("${SERVER_PGID[$name]}")
 }
 

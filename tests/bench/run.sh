@@ -27,6 +27,8 @@
 #   BENCH_UML=0         skip the kernel-path part (default 1)
 #   BENCH_UML_MB=N      file size inside UML (default 64; 4 when quick: UML moves ~4 MB/s)
 #   BENCH_IDLE=0        skip tests/bench/idle-rss.sh (default 1)
+#   BENCH_PIN=0         let clients and servers share every CPU (default 1 on 2 or more
+#                       CPUs: servers on the first half of the CPUs, clients on the rest)
 # Prints "ok - " / "not ok - " for every check (tests/e2e/lib.sh) and "# " notes;
 # exits non-zero when a check failed (a flavour that did not start, negotiated
 # another suite, answered wrongly) or a figure is missing. Speed targets are
@@ -71,7 +73,23 @@ meta date "$(date -u +%Y-%m-%dT%H:%MZ)"
 meta host "$(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
 meta loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta flavours "$HOST_FLAVOURS"
-meta settings "reps=$REPS big=${BIG_MB}MiB secs=$SECS uml=${UML_MB}MiB quick=$QUICK"
+# Servers and clients on separate CPUs. wrk keeps a connecting socket registered for
+# writability while its TLS handshake waits for the server, so it spins for as long as the
+# server takes to answer; sharing the CPUs, that spin takes from the server whatever it
+# is, and a slower server is slowed further (python behind stunnel4 or under Atlas, where
+# every request is a handshake: wrk used more CPU than the server). Pinned, each server
+# has the same CPU to itself whatever its client does, as it would facing remote clients.
+NCPU=$(nproc)
+if [ "${BENCH_PIN:-1}" = 1 ] && [ "$NCPU" -ge 2 ]; then
+	cpus() { if [ "$1" = "$2" ]; then echo "$1"; else echo "$1-$2"; fi; }
+	BENCH_SERVER_CPUS=$(cpus 0 $((NCPU / 2 - 1))) BENCH_CLIENT_CPUS=$(cpus $((NCPU / 2)) $((NCPU - 1)))
+	PIN_DESC="servers on CPU $BENCH_SERVER_CPUS, clients on CPU $BENCH_CLIENT_CPUS"
+else
+	BENCH_SERVER_CPUS="" BENCH_CLIENT_CPUS=""
+	PIN_DESC="servers and clients share the CPUs"
+fi
+export BENCH_SERVER_CPUS
+meta settings "reps=$REPS big=${BIG_MB}MiB secs=$SECS uml=${UML_MB}MiB quick=$QUICK; $PIN_DESC"
 meta versions "$(nginx -v 2>&1 | sed 's/.*: //'), stunnel $(dpkg-query -W -f='${Version}' stunnel4), haproxy $(dpkg-query -W -f='${Version}' haproxy), hitch $(dpkg-query -W -f='${Version}' hitch), $(openssl version | cut -d' ' -f1-2), wrk $(dpkg-query -W -f='${Version}' wrk)"
 
 # ---- the files served and the client settings ---------------------------------------------
@@ -87,7 +105,13 @@ BIG_BYTES=$((BIG_MB * 1048576))
 cat "$WWW/big.bin" >/dev/null
 CLIENT_CONF=$T/client-openssl.cnf
 bench_client_conf "$CLIENT_CONF"
-client() { OPENSSL_CONF=$CLIENT_CONF "$@"; }
+client() {
+	if [ -n "$BENCH_CLIENT_CPUS" ]; then
+		OPENSSL_CONF=$CLIENT_CONF taskset -c "$BENCH_CLIENT_CPUS" "$@"
+	else
+		OPENSSL_CONF=$CLIENT_CONF "$@"
+	fi
+}
 
 url() { # FLAVOUR PORT PATH
 	if [ "$(flavour_scheme "$1")" = https ]; then echo "https://localhost:$2$3"; else echo "http://127.0.0.1:$2$3"; fi
