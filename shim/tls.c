@@ -52,12 +52,18 @@ static void *wipe_realloc(void *p, size_t n, const char *file, int line)
 	return realloc(p, n);
 }
 
+/*
+ * explicit_bzero, not OPENSSL_cleanse: both are zeroing the compiler may not drop, but
+ * glibc's is its vectorised memset, while OpenSSL 3.0's x86_64 cleanse stores a byte or
+ * a word at a time; in a profile of nginx under Atlas doing full handshakes the cleanse
+ * was 4% of the worker's CPU, the memset 1.2%.
+ */
 static void wipe_free(void *p, const char *file, int line)
 {
 	(void)file;
 	(void)line;
 	if (p != NULL && wipe_frees)
-		OPENSSL_cleanse(p, malloc_usable_size(p));
+		explicit_bzero(p, malloc_usable_size(p));
 	free(p);
 }
 
