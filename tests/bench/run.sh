@@ -132,18 +132,18 @@ check_tls() {
 	wantv=$(bench_want_version)
 	out=$(client openssl s_client -connect "127.0.0.1:$port" -servername localhost -CAfile "$CA" \
 		-verify_return_error </dev/null 2>&1)
-	if ! printf '%s\n' "$out" | grep -Eq "^(New|Reused), $wantv, Cipher is $want\$"; then
+	if ! grep -Eq "^(New|Reused), $wantv, Cipher is $want\$" <<<"$out"; then
 		ok=0
 		note "$flav: openssl s_client did not negotiate $wantv $want:" \
 			"$(printf '%s\n' "$out" | grep -E 'Cipher is|Verif|error' | head -n 5)"
 	fi
 	case $kind in ec) sig=ECDSA ;; *) sig='RSA(-PSS)?' ;; esac
-	printf '%s\n' "$out" | grep -Eq "^Peer signature type: $sig\$" || {
+	grep -Eq "^Peer signature type: $sig\$" <<<"$out" || {
 		ok=0
 		note "$flav: the server did not sign with its $kind key: $(printf '%s\n' "$out" | grep 'Peer signature type')"
 	}
 	out=$(bcurl "$port" "$(url "$flav" "$port" /4k.bin)" -v -o "$T/check.bin" 2>&1)
-	if ! printf '%s\n' "$out" | grep -q "SSL connection using $wantv / $want"; then
+	if ! grep -q "SSL connection using $wantv / $want" <<<"$out"; then
 		ok=0
 		note "$flav: curl did not negotiate $wantv / $want: $(printf '%s\n' "$out" | grep 'SSL connection')"
 	fi

@@ -60,7 +60,7 @@ for rep in $(seq "$REPS"); do
 			if [ "$rep" = 1 ]; then
 				out=$(OPENSSL_CONF=$conf openssl s_client -connect "127.0.0.1:$port" -servername localhost \
 					-CAfile "$CA" -verify_return_error </dev/null 2>&1)
-				if printf '%s\n' "$out" | grep -Eq "^New, ${want/ /, Cipher is }\$"; then
+				if grep -Eq "^New, ${want/ /, Cipher is }\$" <<<"$out"; then
 					pass "$flav: negotiates $want"
 					echo "$flav,tls$BENCH_TLS,$want" >>"$OUT/checks.csv"
 				else

@@ -34,7 +34,7 @@ refuses() {
 	lines=$(grep -c '' "$T/err")
 	[ "$RC" -eq 2 ] || why+=("exit status $RC, not 2")
 	[ "$lines" -eq 1 ] || why+=("$lines stderr lines, not 1")
-	printf '%s\n' "$ERR" | grep -Eq -- "$want" || why+=("stderr does not match /$want/")
+	grep -Eq -- "$want" <<<"$ERR" || why+=("stderr does not match /$want/")
 	[ -z "$OUT" ] || why+=("stdout is not empty")
 	[ ! -e "$MARK" ] || why+=("the command ran")
 	if [ ${#why[@]} -eq 0 ]; then
@@ -92,7 +92,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	ATLAS=$T/nb/atlas-preload.sh
 	# Control: as nobody, the readable pair gets past the file checks (to the missing library).
 	run_wrapper --cert "$T/nb/cert.pem" --key "$T/nb/key.pem" --ports "$P" "${cmd[@]}"
-	if printf '%s\n' "$ERR" | grep -q 'cannot read'; then
+	if grep -q 'cannot read' <<<"$ERR"; then
 		fail "control: nobody cannot read a mode-644 file in the test directory: $ERR"
 	else
 		pass "control: nobody reads the test directory's readable files (so mode 000 is what is refused)"

@@ -75,7 +75,7 @@ for v in 1.2:ECDHE-ECDSA-AES128-GCM-SHA256 1.2:ECDHE-ECDSA-AES256-GCM-SHA384 \
 		note_out "$T/http.log"
 	fi
 	line=$(conn_line http)
-	if printf '%s\n' "$line" | grep -Eq -- "$want_line"; then
+	if grep -Eq -- "$want_line" <<<"$line"; then
 		pass "$tag: sendfile server: Atlas logs path kernel (TX and RX) for TLSv$ver $cipher"
 	else
 		fail "$tag: sendfile server: no log line '...TLSv$ver $cipher, ..., path kernel (TX and RX)'"
@@ -103,7 +103,7 @@ for v in 1.2:ECDHE-ECDSA-AES128-GCM-SHA256 1.2:ECDHE-ECDSA-AES256-GCM-SHA384 \
 		note_out "$T/echo.log"
 	fi
 	line=$(conn_line echo)
-	if printf '%s\n' "$line" | grep -Eq -- "$want_line"; then
+	if grep -Eq -- "$want_line" <<<"$line"; then
 		pass "$tag: echo server: Atlas logs path kernel (TX and RX)"
 	else
 		fail "$tag: echo server: no log line '...TLSv$ver $cipher, ..., path kernel (TX and RX)'"

@@ -44,7 +44,7 @@ get_ok() {
 line_ok() {
 	local line
 	line=$(conn_line "$2")
-	if printf '%s\n' "$line" | grep -Eq -- "$3"; then
+	if grep -Eq -- "$3" <<<"$line"; then
 		pass "$1: Atlas logs '${line#*: TLSv}'"
 	else
 		fail "$1: the connection's log line does not match /$3/"
@@ -148,7 +148,7 @@ if srv_start nginx $NGINX -- strace -f -qq -e trace=accept,accept4,sendfile,writ
 		fi
 		wait_since nginx 'closed keepalive connection' 10
 		got=$(since nginx | grep -m 1 'closed keepalive connection' | sed 's/^.*\*[0-9]* //')
-		if [ -n "$got" ] && ! printf '%s' "$got" | grep -q 'Input/output error'; then
+		if [ -n "$got" ] && ! grep -q 'Input/output error' <<<"$got"; then
 			pass "nginx TLS 1.3: the client's --$how reads as a plain end of file in nginx ('$got')"
 		else
 			fail "nginx TLS 1.3: the client's --$how does not read as a plain end of file in nginx: '${got:-nothing logged}' (plaintext baseline: '${plain:-nothing logged}')"

@@ -40,7 +40,7 @@ for v in $SUITES; do
 	client get --port $REQ --tls "$ver" --cipher "$cipher" --get /big.bin
 	line=$(conn_line req)
 	if [ "$RC" = 0 ] && [ "$(field get get sha256)" = "$BIG_SHA" ] &&
-		printf '%s\n' "$line" | grep -Eq ": TLSv$ver $cipher, handshake [0-9.]+ ms, path kernel \\(TX and RX\\)\$" &&
+		grep -Eq ": TLSv$ver $cipher, handshake [0-9.]+ ms, path kernel \\(TX and RX\\)\$" <<<"$line" &&
 		[ "$(delta TlsTxSw) $(delta TlsRxSw)" = "1 1" ]; then
 		pass "--ktls require TLS $ver $cipher: served intact, path kernel (TX and RX), TlsTxSw and TlsRxSw +1"
 	else
@@ -102,7 +102,7 @@ for v in 1.3:TLS_CHACHA20_POLY1305_SHA256 1.2:ECDHE-ECDSA-CHACHA20-POLY1305; do
 		note_out "$T/auto.out"
 	fi
 	line=$(conn_line auto)
-	if printf '%s\n' "$line" | grep -Eq ": TLSv$ver $cipher, handshake [0-9.]+ ms, path userspace \\(.+\\)\$"; then
+	if grep -Eq ": TLSv$ver $cipher, handshake [0-9.]+ ms, path userspace \\(.+\\)\$" <<<"$line"; then
 		pass "$tag, --ktls auto: Atlas logs path userspace with the reason: ${line#*path }"
 	else
 		fail "$tag, --ktls auto: the log line does not say path userspace (why)"
@@ -113,7 +113,7 @@ for v in 1.3:TLS_CHACHA20_POLY1305_SHA256 1.2:ECDHE-ECDSA-CHACHA20-POLY1305; do
 	calls=$(tail -n "+$((trace0 + 1))" "$T/auto.trace" | grep -E 'SOL_TCP, TCP_ULP|SOL_TLS, TLS_[RT]X' |
 		sed -E 's/.*(TCP_ULP|TLS_[RT]X),.*\) = (-1 [A-Z]+|[0-9]+).*/\1 = \2/' | paste -sd ';' | sed 's/;/; /g')
 	note "$tag: strace: setsockopt $calls"
-	if printf '%s\n' "$line" | grep -q 'has no tls ULP'; then
+	if grep -q 'has no tls ULP' <<<"$line"; then
 		fail "$tag, --ktls auto: the reason blames a missing tls ULP, but the kernel has it (setsockopt $calls): ENOENT from TLS_TX/TLS_RX means the cipher cannot be allocated (its crypto module is missing)"
 	else
 		pass "$tag, --ktls auto: the reason does not blame the tls ULP, which the kernel has (setsockopt $calls)"
@@ -124,7 +124,7 @@ mark req
 client req --port $REQ --tls 1.3 --cipher TLS_AES_128_GCM_SHA256 --get /big.bin
 line=$(conn_line req)
 if [ "$RC" = 0 ] && [ "$(field req get sha256)" = "$BIG_SHA" ] &&
-	printf '%s\n' "$line" | grep -q 'path kernel (TX and RX)$'; then
+	grep -q 'path kernel (TX and RX)$' <<<"$line"; then
 	pass "no-chacha kernel, --ktls require: after the refusals, an AES-128-GCM connection is served with path kernel (TX and RX)"
 else
 	fail "no-chacha kernel, --ktls require: an AES-128-GCM connection is not served after the refusals (tlsclient exit $RC)"

@@ -83,7 +83,7 @@ control() {
 			fail "$kind control: sanbug clean runs with no report and exit 0 (exit $RUN_RC)"
 			note "$(printf '%s' "$RUN_REPORT" | head -n 10)"
 		fi
-	elif [ "$RUN_RC" != 0 ] && printf '%s' "$RUN_REPORT" | grep -Eq -- "$want"; then
+	elif [ "$RUN_RC" != 0 ] && grep -Eq -- "$want" <<<"$RUN_REPORT"; then
 		pass "$kind control: sanbug $mode, a deliberate bug, is reported (/$want/, exit $RUN_RC)"
 	else
 		fail "$kind control: sanbug $mode, a deliberate bug, is reported (/$want/; exit $RUN_RC)"

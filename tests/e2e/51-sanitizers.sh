@@ -130,7 +130,7 @@ san_control() {
 			    libc.pthread_mutex_unlock(m)  # TSan's pthread_mutex_unlock: not locked
 		EOF
 	r=$(san_reports "$d" /dev/null)
-	if printf '%s\n' "$r" | grep -q -- "$want"; then
+	if grep -q -- "$want" <<<"$r"; then
 		pass "$kind control: a deliberate error in a process started like the servers is reported (/$want/)"
 	else
 		fail "$kind control: a deliberate error in a process started like the servers is reported (/$want/)"
@@ -142,7 +142,7 @@ san_control() {
 		mkdir -p "$d"
 		LD_PRELOAD=$SAN_RT ASAN_OPTIONS="log_path=$d/asan:detect_leaks=1" timeout 60 "$PY" -c 'import http.server, ssl'
 		r=$(san_reports "$d" /dev/null)
-		if printf '%s\n' "$r" | grep -q 'ERROR: LeakSanitizer'; then
+		if grep -q 'ERROR: LeakSanitizer' <<<"$r"; then
 			note "python3 alone under LeakSanitizer: $(printf '%s\n' "$r" | grep -m 1 '^SUMMARY') (hence detect_leaks=0 for python)"
 		else
 			note "python3 alone under LeakSanitizer reports nothing now: detect_leaks=1 could be tried for python"
@@ -154,7 +154,7 @@ san_control() {
 san_maps() {
 	local label=$1 pid=$2 maps
 	maps=$(awk '{ print $6 }' /proc/"$pid"/maps 2>/dev/null | sort -u)
-	if printf '%s\n' "$maps" | grep -qxF "$SAN_LIB" && printf '%s\n' "$maps" | grep -qxF "$(readlink -f "$SAN_RT")"; then
+	if grep -qxF "$SAN_LIB" <<<"$maps" && grep -qxF "$(readlink -f "$SAN_RT")" <<<"$maps"; then
 		pass "$label: the server (pid $pid) runs $3's Atlas (${SAN_LIB#"$ROOT"/}) and runtime ($(basename "$SAN_RT"))"
 	else
 		fail "$label: the server (pid $pid) runs $3's Atlas (${SAN_LIB#"$ROOT"/}) and runtime ($(basename "$SAN_RT"))"
@@ -355,7 +355,7 @@ out=$(ATLAS_PRELOAD_FIRST=$T/no-such-runtime.so "$ATLAS" --cert "$EC_CERT" --key
 	touch "$T/started" 2>&1)
 rc=$?
 if [ "$rc" = 2 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && [ ! -e "$T/started" ] &&
-	printf '%s' "$out" | grep -q "^atlas-preload.sh: ATLAS_PRELOAD_FIRST: cannot read '$T/no-such-runtime.so'"; then
+	grep -q "^atlas-preload.sh: ATLAS_PRELOAD_FIRST: cannot read '$T/no-such-runtime.so'" <<<"$out"; then
 	pass "the wrapper refuses an unreadable ATLAS_PRELOAD_FIRST: one line, exit 2, nothing started"
 else
 	fail "the wrapper refuses an unreadable ATLAS_PRELOAD_FIRST: one line, exit 2, nothing started (exit $rc)"

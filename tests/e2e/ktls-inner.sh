@@ -114,7 +114,7 @@ srv_stop() {
 
 mark() { MARK[$1]=$(wc -l <"$T/$1.log"); }
 since() { tail -n "+$((${MARK[$1]} + 1))" "$T/$1.log"; }
-since_has() { since "$1" | grep -Eq -- "$2"; }
+since_has() { grep -Eq -- "$2" < <(since "$1"); }
 wait_since() { wait_for "${3:-10}" since_has "$1" "$2"; }
 
 client() {

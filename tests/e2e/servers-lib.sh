@@ -201,7 +201,7 @@ sv_wrk() {
 	out=$(timeout $((SV_WRK_SECS + 30)) wrk -t2 -c32 -d"${SV_WRK_SECS}s" "$url" 2>&1)
 	reqs=$(printf '%s\n' "$out" | sed -n 's/^ *\([0-9][0-9]*\) requests in .*/\1/p')
 	rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec: *//p')
-	if [ -n "$reqs" ] && [ "$reqs" -gt 0 ] && ! printf '%s\n' "$out" | grep -qE 'Socket errors|Non-2xx'; then
+	if [ -n "$reqs" ] && [ "$reqs" -gt 0 ] && ! grep -qE 'Socket errors|Non-2xx' <<<"$out"; then
 		pass "$label: wrk -t2 -c32 -d${SV_WRK_SECS}s $url: $reqs requests ($rps/s), no socket errors, no non-2xx"
 	else
 		fail "$label: wrk -t2 -c32 -d${SV_WRK_SECS}s $url: errors (or no requests)"
@@ -528,8 +528,13 @@ sv_socat() {
 		for i in $(seq 0 $((SV_N_CONC - 1))); do
 			[ "$(sv_kv "$T/sv.e$i" equal)" = 1 ] && good=$((good + 1))
 		done
-		is_eq "$label: $SV_N_CONC concurrent clients all get their own payload back" "$good" "$SV_N_CONC" ||
-			note "$(cat "$T"/sv.e* | grep -v '^equal=1' | grep -E '^(equal|end|received)=' | sort | uniq -c | head)"
+		if ! is_eq "$label: $SV_N_CONC concurrent clients all get their own payload back" "$good" "$SV_N_CONC"; then
+			for i in $(seq 0 $((SV_N_CONC - 1))); do
+				[ "$(sv_kv "$T/sv.e$i" equal)" = 1 ] || note "client $i: $(tr '\n' ' ' <"$T/sv.e$i")"
+			done
+			note "Atlas's lines other than established connections:" \
+				"$(grep -a '^atlas:' "$(server_log socat)" | grep -Ev ": TLSv1\.[23] " | tail -n 10)"
+		fi
 		# Plain TCP to the TLS port: never echoed.
 		"$PY" "$CLIENTS" raw --port "$tls" --text 'hello plaintext\n' --timeout 5 >"$T/sv.raw" 2>&1
 		if [ "$(sv_kv "$T/sv.raw" received)" = 0 ]; then
