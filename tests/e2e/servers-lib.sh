@@ -10,6 +10,7 @@
 #   SV_PATH_RE     what every TLS connection's log line must end with
 #   SV_START_SECS  how long a server may take to listen (10)
 #   SV_PROMPT_MS   how fast a client must be served while others stall (3000)
+#   SV_HANDSHAKE_MS  Atlas's --handshake-timeout for the servers (10000, its default)
 #   SV_PORT_BASE   set: ports are counted up from it (UML has its own network
 #                  stack); unset: free_port picks them
 #
@@ -47,6 +48,7 @@ SV_WRK_SECS=${SV_WRK_SECS:-5}
 SV_PATH_RE=${SV_PATH_RE:-'path userspace \(the kernel has no tls ULP\)$'}
 START_SECS=${SV_START_SECS:-$START_SECS} # lib.sh start_server's listen deadline
 SV_PROMPT_MS=${SV_PROMPT_MS:-3000}
+SV_HANDSHAKE_MS=${SV_HANDSHAKE_MS:-10000}
 SV_N_CONC=32
 
 # sv_ports VAR...: a distinct unused port into each VAR.
@@ -89,7 +91,8 @@ sv_www() {
 
 # sv_atlas PORTS: the wrapper's command line for TLS on PORTS, into SV_ATLAS.
 sv_atlas() {
-	SV_ATLAS=("$ATLAS" --cert "$EC_CERT" --key "$EC_KEY" --ports "$1" --log-level info --)
+	SV_ATLAS=("$ATLAS" --cert "$EC_CERT" --key "$EC_KEY" --ports "$1" --log-level info
+		--handshake-timeout "$SV_HANDSHAKE_MS" --)
 }
 
 # URLs and curl for ADDR (127.0.0.1 or ::1).
@@ -336,6 +339,7 @@ sv_log_checks() {
 	fi
 	is_no_match "$label: Atlas logged no error, warning or fatal line" \
 		"$(grep -Ev -- "$allowed" "$(server_log "$name")")" '^atlas: (error|warn|fatal)'
+	note "$label: slowest handshake $(sed -nE 's/.*, handshake ([0-9.]+) ms, path .*/\1/p' <<<"$lines" | sort -g | tail -n 1) ms (the limit: $SV_HANDSHAKE_MS)"
 	n=$(grep -c 'connection broken' "$(server_log "$name")")
 	[ "$n" = 0 ] || note "$label: $n 'connection broken' lines, e.g.:" \
 		"$(grep -m 3 'connection broken' "$(server_log "$name")")"
