@@ -51,6 +51,7 @@ void atlas_conn_put(struct atlas_conn *c)
 		return;
 	atlas_ready_remove(c);
 	atlas_tls_ssl_free(c->ssl);
+	free(c->ra_buf);
 	OPENSSL_cleanse(c->rx_secret, sizeof(c->rx_secret));
 	pthread_mutex_destroy(&c->lock);
 	free(c);

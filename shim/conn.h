@@ -10,6 +10,7 @@
 #define ATLAS_CONN_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -91,6 +92,15 @@ struct atlas_conn {
 	/* NULL until the first TLS record; freed once REFUSED or fully in the kernel. */
 	SSL *ssl;
 	/*
+	 * Read-ahead (tls.c), on wherever the kernel will not receive: ciphertext read from
+	 * the socket beyond what OpenSSL asked for, ra_buf[ra_off..ra_len). ra_buf is NULL
+	 * when nothing waits: an idle connection holds no buffer.
+	 */
+	unsigned char read_ahead;
+	unsigned char *ra_buf;
+	unsigned ra_off;
+	unsigned ra_len;
+	/*
 	 * ready.c's, guarded by its lock: decrypted bytes wait in OpenSSL (the connection is
 	 * on its list); the handshake waits for hs_want (POLLIN or POLLOUT; 0: none waits);
 	 * the connection's epoll registration (ep_fd -1: none): the set, the fd registered,
@@ -106,6 +116,18 @@ struct atlas_conn {
 	uint32_t ep_kernel;
 	epoll_data_t ep_data;
 };
+
+/*
+ * Does the read-ahead hold a whole record? It starts at a record boundary whenever
+ * OpenSSL is not inside a call (OpenSSL reads one record's header, then its body).
+ */
+static inline bool atlas_conn_ra_record(const struct atlas_conn *c)
+{
+	unsigned avail = c->ra_len - c->ra_off;
+	const unsigned char *h = c->ra_buf + c->ra_off;
+
+	return avail >= 5 && avail - 5 >= ((unsigned)h[3] << 8 | h[4]);
+}
 
 /* A new connection accepted on port, with one reference and no fd yet. NULL (ENOMEM). */
 struct atlas_conn *atlas_conn_new(uint16_t port, unsigned handshake_timeout_ms);

@@ -120,8 +120,13 @@ static enum step handshake_done(struct atlas_conn *c, int fd)
 		       path);
 		return STEP_FAILED;
 	}
+	/* Reads stay in userspace: read ahead from now on (tls.c). */
+	if (c->path != ATLAS_PATH_KERNEL)
+		c->read_ahead = 1;
 	log_open(c, fd, version, cipher, path);
 	__atomic_store_n(&c->state, ATLAS_CONN_OPEN, __ATOMIC_RELEASE);
+	/* The client's first request may have come with its Finished, and been read ahead. */
+	atlas_ready_update(c);
 	return STEP_DONE;
 }
 
@@ -726,6 +731,7 @@ int atlas_engine_readable_bytes(struct atlas_conn *c, int fd, int *count)
 	pthread_mutex_lock(&c->lock);
 	if (c->state == ATLAS_CONN_OPEN && c->ssl != NULL)
 		pending = SSL_pending(c->ssl);
+	queued += (int)(c->ra_len - c->ra_off); /* read ahead, not yet OpenSSL's */
 	pthread_mutex_unlock(&c->lock);
 	/* Decrypted bytes first; else the ciphertext queued (at least that much is coming). */
 	*count = pending > 0 ? pending : queued;

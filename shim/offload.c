@@ -58,8 +58,8 @@ const char *atlas_offload_describe(void)
 /*
  * TLS 1.3 receive, which OpenSSL 3.0 leaves in userspace: only when nothing
  * under the client's application key has been read yet, so that record
- * sequence 0 is right (OpenSSL reads exactly one record at a time: no read
- * ahead is configured). Returns 0, or -1 with why.
+ * sequence 0 is right (OpenSSL reads exactly one record at a time, and
+ * tls.c reads ahead only where the kernel will not receive). Returns 0, or -1 with why.
  */
 static int finish_tls13_rx(struct atlas_conn *c, int fd, char *why, size_t whylen)
 {

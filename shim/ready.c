@@ -73,8 +73,12 @@ static void list_remove(struct conn_list *l, struct atlas_conn *c)
 
 void atlas_ready_update(struct atlas_conn *c)
 {
-	/* Decrypted bytes only: a partial record in OpenSSL waits for the socket like any data. */
-	bool waiting_now = c->state == ATLAS_CONN_OPEN && c->ssl != NULL && SSL_pending(c->ssl) > 0;
+	/*
+	 * Decrypted bytes, or a whole record read ahead: a partial record waits for the
+	 * socket like any data.
+	 */
+	bool waiting_now = c->state == ATLAS_CONN_OPEN && c->ssl != NULL &&
+			   (SSL_pending(c->ssl) > 0 || (c->ra_buf != NULL && atlas_conn_ra_record(c)));
 
 	if (!waiting_now && !c->pending)
 		return; /* the common case: nothing waits, nothing listed */

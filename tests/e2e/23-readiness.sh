@@ -12,16 +12,26 @@ cc -O1 -g -Wall -o "$T/evsrv" tests/e2e/progs/evsrv.c || {
 	finish
 }
 
-# echo_check PORT SIZE: sends SIZE random bytes over TLS, expects them back within 10 s.
+# echo_check PORT SIZE [RECORDS]: sends SIZE random bytes over TLS, expects them back
+# within 10 s. With RECORDS, the bytes go as that many records corked into one
+# segment: the server's read-ahead takes them all from the socket in one read, and
+# after its first 100-byte read the rest wait whole in Atlas, not in the socket.
 echo_check() {
-	"$PY" - "$1" "$CA" "$2" <<'PYEOF'
+	"$PY" - "$1" "$CA" "$2" "${3:-0}" <<'PYEOF'
 import os, socket, ssl, sys, time
-port, ca, size = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, ca, size, records = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 ctx = ssl.create_default_context(cafile=ca)
 s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
                     server_hostname="localhost")
 payload = os.urandom(size)
-s.sendall(payload)
+if records:
+    step = -(-size // records)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    for i in range(0, size, step):
+        s.sendall(payload[i:i + step])
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+else:
+    s.sendall(payload)
 got, deadline = b"", time.time() + 10
 try:
     while len(got) < size and time.time() < deadline:
@@ -47,6 +57,8 @@ for mode in epoll-lt epoll-et poll select; do
 		is_eq "$mode: $size bytes come back whole while the server reads 100 per wake-up" \
 			"$(echo_check "$port" "$size" 2>&1)" echoed
 	done
+	is_eq "$mode: 50 records of 40 bytes in one segment come back whole" \
+		"$(echo_check "$port" 2000 50 2>&1)" echoed
 	stop_server "$mode"
 done
 finish
