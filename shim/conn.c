@@ -27,6 +27,7 @@ struct atlas_conn *atlas_conn_new(uint16_t port, unsigned handshake_timeout_ms)
 	c->state = ATLAS_CONN_NEW;
 	c->io_fd = -1;
 	c->ep_fd = -1;
+	c->wb_fd = -1;
 	c->pid = getpid();
 	c->port = port;
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
@@ -52,6 +53,7 @@ void atlas_conn_put(struct atlas_conn *c)
 	atlas_ready_remove(c);
 	atlas_tls_ssl_free(c->ssl);
 	free(c->ra_buf);
+	free(c->wb);
 	OPENSSL_cleanse(c->rx_secret, sizeof(c->rx_secret));
 	pthread_mutex_destroy(&c->lock);
 	free(c);
@@ -65,8 +67,7 @@ void atlas_conn_fd_get(struct atlas_conn *c)
 
 void atlas_conn_fd_put(struct atlas_conn *c, int fd)
 {
-	if (__atomic_sub_fetch(&c->fds, 1, __ATOMIC_ACQ_REL) == 0)
-		atlas_engine_close_notify(c, fd);
+	atlas_engine_fd_closing(c, fd, __atomic_sub_fetch(&c->fds, 1, __ATOMIC_ACQ_REL) == 0);
 	atlas_conn_put(c);
 }
 
@@ -116,4 +117,17 @@ double atlas_conn_elapsed_ms(const struct atlas_conn *c)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (double)(now.tv_sec - c->started.tv_sec) * 1e3 +
 	       (double)(now.tv_nsec - c->started.tv_nsec) / 1e6;
+}
+
+int atlas_ms_until(const struct timespec *deadline)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
+	     (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	if (ms <= 0)
+		return 0;
+	return ms > 1000000000 ? 1000000000 : (int)ms;
 }

@@ -101,12 +101,31 @@ struct atlas_conn {
 	unsigned ra_off;
 	unsigned ra_len;
 	/*
+	 * TCP_CORK on the userspace path (engine.c). The host's cork never reaches the
+	 * kernel; what the host writes while corked is gathered into wb (plaintext for one
+	 * record, wb_len bytes; NULL when empty) and sealed as one record when the host
+	 * uncorks, when the record is full, or when the host waits, reads, shuts down or
+	 * closes. wb_sealed: a send of it met a full socket, OpenSSL holds the record partly
+	 * sent, and nothing may join it. wb_fd: the fd it came in on (-1: closed since).
+	 * tx_retry: a write of the host's own bytes met a full socket and OpenSSL holds its
+	 * record: the host's retry must reach OpenSSL before anything is gathered.
+	 * shut_wr: shutdown(SHUT_WR) waits for the gathered bytes to go out first.
+	 */
+	unsigned char corked;
+	unsigned char wb_sealed;
+	unsigned char tx_retry;
+	unsigned char shut_wr;
+	int wb_fd;
+	unsigned wb_len;
+	unsigned char *wb;
+	/*
 	 * ready.c's, guarded by its lock: decrypted bytes wait in OpenSSL (the connection is
 	 * on its list); the handshake waits for hs_want (POLLIN or POLLOUT; 0: none waits);
 	 * the connection's epoll registration (ep_fd -1: none): the set, the fd registered,
 	 * the events the host asked for, those the kernel was given, the host's data.
 	 */
 	unsigned char pending;
+	unsigned char gathering;  /* on ready.c's list of connections holding unsealed wb bytes */
 	unsigned char ready_slot; /* holds a place on ready.c's lists (atlas_ready_reserve) */
 	unsigned char ep_reported;
 	short hs_want;
@@ -164,5 +183,8 @@ const char *atlas_conn_describe(const struct atlas_conn *c, int fd, char *buf, s
 
 /* Milliseconds from accept to now. */
 double atlas_conn_elapsed_ms(const struct atlas_conn *c);
+
+/* Milliseconds from now until deadline (CLOCK_MONOTONIC): 0 once past, at most 10^9. */
+int atlas_ms_until(const struct timespec *deadline);
 
 #endif

@@ -3,7 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -16,6 +19,8 @@
 #include "conn.h"
 #include "emul.h"
 #include "errmap.h"
+#include "fdtab.h"
+#include "linger.h"
 #include "log.h"
 #include "offload.h"
 #include "ready.h"
@@ -60,17 +65,39 @@ static int op_write(SSL *ssl, void *buf, size_t len, size_t *done)
 	return SSL_write_ex(ssl, buf, len, done);
 }
 
-static int ms_until(const struct timespec *deadline)
+/* The bytes gathered under TCP_CORK are sent: none held any more. Locked. */
+static void wb_release(struct atlas_conn *c)
 {
-	struct timespec now;
-	long long ms;
+	free(c->wb);
+	c->wb = NULL;
+	c->wb_len = 0;
+	c->wb_sealed = 0;
+	atlas_ready_gather_update(c);
+}
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
-	     (deadline->tv_nsec - now.tv_nsec) / 1000000;
-	if (ms <= 0)
-		return 0;
-	return ms > 1000000000 ? 1000000000 : (int)ms;
+/*
+ * The bytes gathered under TCP_CORK as one record; buf is the connection. A send
+ * that meets a full socket leaves the record sealed in OpenSSL, and its retry is
+ * this same call (same bytes, same length), as SSL_write requires.
+ */
+static int op_flush(SSL *ssl, void *buf, size_t len, size_t *done)
+{
+	struct atlas_conn *c = buf;
+	int r;
+
+	(void)len;
+	*done = 0;
+	if (c->wb == NULL)
+		return 1;
+	r = SSL_write_ex(ssl, c->wb, c->wb_len, done);
+	if (r > 0) {
+		wb_release(c);
+		atlas_ready_handshake_over(c); /* a wait for POLLOUT on its behalf is over */
+	} else {
+		c->wb_sealed = 1;
+		atlas_ready_gather_update(c);
+	}
+	return r;
 }
 
 /* The connection will never carry TLS: say why, free OpenSSL's state. Called locked. */
@@ -119,6 +146,12 @@ static enum step handshake_done(struct atlas_conn *c, int fd)
 		refuse(c, fd, 0, "ATLAS_KTLS=require and the kernel does not have both directions",
 		       path);
 		return STEP_FAILED;
+	}
+	/* The kernel encrypts: a cork the host set meanwhile is the kernel's after all. */
+	if (c->corked && c->path != ATLAS_PATH_USERSPACE) {
+		int on = 1;
+
+		atlas_real.setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
 	}
 	/* Reads stay in userspace: read ahead from now on (tls.c). */
 	if (c->path != ATLAS_PATH_KERNEL)
@@ -219,7 +252,7 @@ static enum step handshake_step(struct atlas_conn *c, int fd)
 		case ATLAS_CONN_NEW:
 		case ATLAS_CONN_HANDSHAKE:
 			/* Non-blocking callers meet the deadline here, blocking ones in wait_ready(). */
-			if (ms_until(&c->deadline) == 0) {
+			if (atlas_ms_until(&c->deadline) == 0) {
 				refuse(c, fd, ETIMEDOUT, "handshake timed out", "");
 				return STEP_FAILED;
 			}
@@ -254,7 +287,7 @@ static int wait_ready(struct atlas_conn *c, int fd, short events, bool handshake
 	int timeout = -1, n;
 
 	if (handshake) {
-		timeout = ms_until(&c->deadline);
+		timeout = atlas_ms_until(&c->deadline);
 		if (timeout == 0) {
 			errno = ETIMEDOUT;
 			return -1;
@@ -324,8 +357,9 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 		pthread_mutex_lock(&c->lock);
 		c->io_fd = fd;
 		s = handshake_step(c, fd);
-		if (s == STEP_DONE || s == STEP_FAILED)
-			atlas_ready_handshake_over(c); /* the host's waits as it asked them again */
+		/* The host's waits as it asked them again (unless a sealed flush waits: op_flush). */
+		if (s == STEP_FAILED || (s == STEP_DONE && !c->wb_sealed))
+			atlas_ready_handshake_over(c);
 		if (s == STEP_FAILED) {
 			ssize_t ret = failed_result(c, is_write);
 			pthread_mutex_unlock(&c->lock);
@@ -351,6 +385,8 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 			ERR_clear_error();
 			errno = 0; /* as above: SSL_ERROR_SYSCALL reads errno */
 			r = op(c->ssl, buf, len, &done);
+			if (op == op_write)
+				c->tx_retry = r <= 0;
 			atlas_ready_update(c);
 			if (r > 0) {
 				pthread_mutex_unlock(&c->lock);
@@ -386,8 +422,13 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 		if (!force_block && nonblock < 0)
 			nonblock = fd_nonblocking(fd, flags);
 		if (!force_block && nonblock) {
-			/* The host's own wait runs the handshake on: make sure it waits for want. */
-			if (in_handshake)
+			/*
+			 * The host's own wait runs the handshake on, or sends what it already
+			 * counts as written: make sure it waits for want. (A connection the host
+			 * has closed is linger.c's, which waits itself.)
+			 */
+			if (in_handshake ||
+			    (op == op_flush && __atomic_load_n(&c->fds, __ATOMIC_RELAXED) > 0))
 				atlas_ready_handshake_wait(c, want);
 			pthread_mutex_unlock(&c->lock);
 			errno = EAGAIN;
@@ -447,6 +488,9 @@ static bool kernel_rx(const struct atlas_conn *c)
 	return atlas_conn_path(c) == ATLAS_PATH_KERNEL;
 }
 
+static bool holds_gathered(const struct atlas_conn *c);
+static int flush_gathered(struct atlas_conn *c, int fd, int flags);
+
 ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
 			  int flags)
 {
@@ -460,6 +504,9 @@ ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov,
 		return r;
 	if (kernel_rx(c))
 		return atlas_offload_recv(c, fd, (struct iovec *)iov, iovcnt, flags);
+	/* A host that reads may be waiting for an answer to what it wrote: send that first. */
+	if (holds_gathered(c))
+		flush_gathered(c, fd, flags & MSG_DONTWAIT);
 	for (int i = 0; i < iovcnt; i++) {
 		size_t off = 0;
 
@@ -494,10 +541,31 @@ ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov,
  * record gathered into scratch. A retried write after EAGAIN then always offers
  * OpenSSL at least the record it has pending.
  */
+/* Copies up to cap bytes of the iovecs, from skip on, into dst. Returns how many. */
+static size_t iov_copy(char *dst, size_t cap, const struct iovec *iov, int iovcnt, size_t skip)
+{
+	size_t got = 0;
+
+	for (int i = 0; i < iovcnt && got < cap; i++) {
+		size_t take;
+
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		take = iov[i].iov_len - skip;
+		if (take > cap - got)
+			take = cap - got;
+		memcpy(dst + got, (const char *)iov[i].iov_base + skip, take);
+		got += take;
+		skip = 0;
+	}
+	return got;
+}
+
 static size_t next_chunk(const struct iovec *iov, int iovcnt, size_t skip, char *scratch,
 			 const char **out)
 {
-	size_t got = 0;
 	int i = 0;
 
 	while (i < iovcnt && skip >= iov[i].iov_len)
@@ -509,16 +577,85 @@ static size_t next_chunk(const struct iovec *iov, int iovcnt, size_t skip, char 
 		*out = (const char *)iov[i].iov_base + skip;
 		return iov[i].iov_len - skip;
 	}
-	for (; i < iovcnt && got < ATLAS_RECORD_MAX; i++, skip = 0) {
-		size_t take = iov[i].iov_len - skip;
-
-		if (take > ATLAS_RECORD_MAX - got)
-			take = ATLAS_RECORD_MAX - got;
-		memcpy(scratch + got, (const char *)iov[i].iov_base + skip, take);
-		got += take;
-	}
 	*out = scratch;
-	return got;
+	return iov_copy(scratch, ATLAS_RECORD_MAX, iov + i, iovcnt - i, skip);
+}
+
+/*
+ * TCP_CORK on the userspace path.
+ *
+ * A server that corks (nginx with tcp_nopush, serving a file: its headers with
+ * writev, then the body with sendfile, then uncork) means "these writes are one
+ * message". Passed to the kernel, the cork would only merge TCP segments: each
+ * write would still be sealed as its own TLS record and sent with its own
+ * system call, and the cork and uncork cost two more. So the cork stays here:
+ * what the host writes while corked is gathered into one record (c->wb), and
+ * sealed and sent once, when the host uncorks. Whole records (a write of 16 KiB
+ * or more with nothing gathered) go straight out, as without the cork.
+ *
+ * The host counts gathered bytes as written, as it would bytes in the kernel's
+ * send queue, so they must go out without the host asking again: when the
+ * host uncorks, sets TCP_NODELAY, reads, waits (poll, select, epoll: the kernel
+ * sends a corked socket's data within 200 ms, Atlas before the host sleeps),
+ * shuts down or closes. A send that meets a full socket leaves the record
+ * sealed in OpenSSL (c->wb_sealed); the host's next call on the connection
+ * sends the rest, and its waits are made to wait for POLLOUT meanwhile (ready.c,
+ * as for a handshake). Closed with bytes still unsent, the socket is kept open
+ * by linger.c until they are out (or a minute has passed), as the kernel keeps
+ * a closed socket's queue.
+ */
+enum gather {
+	GATHER_DIRECT, /* not corked (or whole records): through OpenSSL as they are */
+	GATHER_TOOK,   /* gathered: counted as written */
+	GATHER_FLUSH,  /* what was gathered must go out first */
+};
+
+/* The next bytes of a write, skip bytes into iov and rest left: gather them? Locked. */
+static enum gather gather_locked(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
+				 size_t skip, size_t rest, size_t *took)
+{
+	if (c->wb != NULL && (c->wb_sealed || !c->corked || c->wb_len == ATLAS_RECORD_MAX))
+		return GATHER_FLUSH;
+	if (!c->corked || c->tx_retry || c->state != ATLAS_CONN_OPEN || c->ssl == NULL)
+		return GATHER_DIRECT;
+	if (c->wb == NULL) {
+		if (rest >= ATLAS_RECORD_MAX || (c->wb = malloc(ATLAS_RECORD_MAX)) == NULL)
+			return GATHER_DIRECT; /* whole records; or out of memory: as uncorked */
+		c->wb_fd = fd;
+		atlas_ready_gather_update(c);
+	}
+	*took = iov_copy((char *)c->wb + c->wb_len, ATLAS_RECORD_MAX - c->wb_len, iov, iovcnt,
+			 skip);
+	c->wb_len += (unsigned)*took;
+	return GATHER_TOOK;
+}
+
+static bool holds_gathered(const struct atlas_conn *c)
+{
+	return __atomic_load_n(&c->wb, __ATOMIC_RELAXED) != NULL;
+}
+
+static void shutdown_wr_now(struct atlas_conn *c, int fd);
+
+/*
+ * Sends what was gathered, waiting as flags and the fd's mode say (or not at
+ * all with MSG_DONTWAIT). 0 when nothing is left, else -1 with errno.
+ */
+static int flush_gathered(struct atlas_conn *c, int fd, int flags)
+{
+	bool shut;
+
+	if (!holds_gathered(c))
+		return 0;
+	if (run_op(c, fd, flags, false, true, op_flush, c, 0) < 0)
+		return -1;
+	pthread_mutex_lock(&c->lock);
+	shut = c->shut_wr && c->wb == NULL;
+	c->shut_wr = 0;
+	pthread_mutex_unlock(&c->lock);
+	if (shut)
+		shutdown_wr_now(c, fd); /* a shutdown(SHUT_WR) that waited for these bytes */
+	return 0;
 }
 
 static ssize_t send_iov(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
@@ -531,14 +668,69 @@ static ssize_t send_iov(struct atlas_conn *c, int fd, const struct iovec *iov, i
 		return 0;
 	while (done < total) {
 		const char *p = NULL;
-		size_t len = next_chunk(iov, iovcnt, done, scratch, &p);
-		ssize_t n = run_op(c, fd, flags, force_block, true, op_write, (void *)p, len);
+		size_t len, took = 0;
+		ssize_t n;
 
+		if (__atomic_load_n(&c->corked, __ATOMIC_RELAXED) || holds_gathered(c)) {
+			enum gather g;
+
+			pthread_mutex_lock(&c->lock);
+			g = gather_locked(c, fd, iov, iovcnt, done, total - done, &took);
+			pthread_mutex_unlock(&c->lock);
+			if (g == GATHER_TOOK) {
+				done += took;
+				continue;
+			}
+			if (g == GATHER_FLUSH) {
+				if (run_op(c, fd, flags, force_block, true, op_flush, c, 0) < 0)
+					return done > 0 ? (ssize_t)done : -1;
+				continue;
+			}
+		}
+		len = next_chunk(iov, iovcnt, done, scratch, &p);
+		n = run_op(c, fd, flags, force_block, true, op_write, (void *)p, len);
 		if (n < 0)
 			return done > 0 ? (ssize_t)done : -1;
 		done += (size_t)n;
 	}
 	return (ssize_t)done;
+}
+
+int atlas_engine_setsockopt_tcp(struct atlas_conn *c, int fd, int name, int on)
+{
+	if (name == TCP_CORK) {
+		pthread_mutex_lock(&c->lock);
+		c->corked = on != 0;
+		pthread_mutex_unlock(&c->lock);
+		/* As the kernel: the uncork succeeds; what cannot go out yet goes later. */
+		if (!on)
+			flush_gathered(c, fd, 0);
+		return 0;
+	}
+	if (on) /* TCP_NODELAY: the kernel pushes what it holds; so do we */
+		flush_gathered(c, fd, 0);
+	return atlas_real.setsockopt(fd, IPPROTO_TCP, name, &on, sizeof(on));
+}
+
+int atlas_engine_corked(struct atlas_conn *c)
+{
+	return __atomic_load_n(&c->corked, __ATOMIC_RELAXED);
+}
+
+void atlas_engine_before_wait(void)
+{
+	struct atlas_conn *list[16];
+	unsigned n = atlas_ready_take_gathering(list, 16);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct atlas_conn *c = list[i];
+		int fd = __atomic_load_n(&c->wb_fd, __ATOMIC_RELAXED);
+
+		/* The fd it came in on, still this connection's (a reused number is not). */
+		if (fd >= 0 && atlas_fdtab_peek(fd) == c && c->pid == getpid())
+			flush_gathered(c, fd, MSG_DONTWAIT);
+		atlas_conn_put(c);
+	}
 }
 
 ssize_t atlas_engine_send(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
@@ -551,6 +743,10 @@ ssize_t atlas_engine_send(struct atlas_conn *c, int fd, const struct iovec *iov,
 	r = reach_path(c, fd, flags, true);
 	if (r != 0)
 		return r;
+	if (__atomic_load_n(&c->shut_wr, __ATOMIC_RELAXED)) {
+		errno = EPIPE; /* after shutdown(SHUT_WR), whose FIN waits for gathered bytes */
+		return -1;
+	}
 	if (kernel_tx(c)) {
 		/* The kernel encrypts: the host's own call, with its own flags. */
 		struct msghdr msg = { .msg_iov = (struct iovec *)iov,
@@ -705,7 +901,7 @@ static void send_close_notify(struct atlas_conn *c, int fd, bool wait)
 			break;
 		pthread_mutex_unlock(&c->lock);
 		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-		int n = atlas_real.poll(&pfd, 1, ms_until(&deadline));
+		int n = atlas_real.poll(&pfd, 1, atlas_ms_until(&deadline));
 		pthread_mutex_lock(&c->lock);
 		if (n <= 0)
 			break;
@@ -738,6 +934,12 @@ int atlas_engine_readable_bytes(struct atlas_conn *c, int fd, int *count)
 	return 0;
 }
 
+static void shutdown_wr_now(struct atlas_conn *c, int fd)
+{
+	send_close_notify(c, fd, !fd_nonblocking(fd, 0));
+	atlas_real.shutdown(fd, SHUT_WR);
+}
+
 int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 {
 	/*
@@ -746,12 +948,54 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 	 */
 	if (how != SHUT_RD && closes_abortively(c, fd))
 		return 0;
-	if (how == SHUT_WR || how == SHUT_RDWR)
+	if (how == SHUT_WR || how == SHUT_RDWR) {
+		/*
+		 * The bytes gathered under TCP_CORK first. If they cannot go yet, close_notify
+		 * and the FIN wait for them, as the kernel's FIN waits for its queue: the host's
+		 * next call on the connection, or its close, sends them, then shuts down.
+		 */
+		if (flush_gathered(c, fd, MSG_DONTWAIT) < 0 && errno == EAGAIN) {
+			pthread_mutex_lock(&c->lock);
+			c->shut_wr = 1;
+			pthread_mutex_unlock(&c->lock);
+			return how == SHUT_RDWR ? atlas_real.shutdown(fd, SHUT_RD) : 0;
+		}
 		send_close_notify(c, fd, !fd_nonblocking(fd, 0));
+	}
 	return atlas_real.shutdown(fd, how);
 }
 
-void atlas_engine_close_notify(struct atlas_conn *c, int fd)
+void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 {
+	if (!holds_gathered(c) || c->pid != getpid())
+		goto done;
+	if (closes_abortively(c, fd)) {
+		pthread_mutex_lock(&c->lock);
+		wb_release(c); /* a reset is what the host asked for */
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	if (flush_gathered(c, fd, MSG_DONTWAIT) < 0 && errno == EAGAIN) {
+		if (last) {
+			/* The socket stays open, in linger.c's hands, until the bytes are out. */
+			atlas_linger_adopt(c, fd);
+			return;
+		}
+		pthread_mutex_lock(&c->lock);
+		if (c->wb_fd == fd)
+			c->wb_fd = -1; /* the host's next call on another fd sends them */
+		atlas_ready_gather_update(c);
+		pthread_mutex_unlock(&c->lock);
+	}
+done:
+	if (last)
+		send_close_notify(c, fd, false);
+}
+
+bool atlas_engine_linger_step(struct atlas_conn *c, int fd)
+{
+	if (flush_gathered(c, fd, MSG_DONTWAIT) < 0 && errno == EAGAIN)
+		return false;
 	send_close_notify(c, fd, false);
+	return true;
 }

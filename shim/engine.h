@@ -55,9 +55,27 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how);
 void atlas_engine_abort_on_close(int fd);
 
 /*
- * The last fd of c in this process is about to be closed: send close_notify
- * without waiting, if this process owns an open session. Never fails.
+ * fd, one of c's, is about to be closed (last: c's last fd in this process).
+ * Bytes gathered under TCP_CORK go out first, and the last close sends
+ * close_notify without waiting, if this process owns an open session; bytes
+ * the socket cannot take yet are linger.c's to send. Never fails.
  */
-void atlas_engine_close_notify(struct atlas_conn *c, int fd);
+void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last);
+
+/*
+ * setsockopt(IPPROTO_TCP, name, on) on a connection the kernel does not encrypt
+ * for: TCP_CORK is kept here (the gathering of writes into records, engine.c),
+ * TCP_NODELAY sends what was gathered and goes to the kernel. Returns as the call.
+ */
+int atlas_engine_setsockopt_tcp(struct atlas_conn *c, int fd, int name, int on);
+
+/* getsockopt(TCP_CORK): the host's cork as it set it. */
+int atlas_engine_corked(struct atlas_conn *c);
+
+/* The host is about to wait (poll, select, epoll): what it wrote corked goes out first. */
+void atlas_engine_before_wait(void);
+
+/* linger.c: sends what is left on a closed connection; true once done with it. */
+bool atlas_engine_linger_step(struct atlas_conn *c, int fd);
 
 #endif

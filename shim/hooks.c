@@ -10,6 +10,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -656,6 +658,44 @@ ATLAS_HOOK int close_range(unsigned int first, unsigned int last, int flags)
 	return REAL(close_range)(first, last, flags);
 }
 
+/*
+ * TCP_CORK and TCP_NODELAY on a connection the kernel does not encrypt for:
+ * the cork is kept by Atlas, which gathers corked writes into one record
+ * (engine.c). Everything else, and every other fd, goes to the kernel.
+ */
+ATLAS_HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	struct atlas_conn *c;
+	int r;
+
+	if (__builtin_expect(level != IPPROTO_TCP, 1) ||
+	    (name != TCP_CORK && name != TCP_NODELAY) || val == NULL ||
+	    len < (socklen_t)sizeof(int) || !ours_tx(fd))
+		return REAL(setsockopt)(fd, level, name, val, len);
+	c = enter(fd);
+	if (c == NULL)
+		return -1;
+	r = atlas_engine_setsockopt_tcp(c, fd, name, *(const int *)val != 0);
+	leave(c);
+	return r;
+}
+
+ATLAS_HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	struct atlas_conn *c;
+
+	if (__builtin_expect(level != IPPROTO_TCP, 1) || name != TCP_CORK || val == NULL ||
+	    len == NULL || *len < (socklen_t)sizeof(int) || !ours_tx(fd))
+		return REAL(getsockopt)(fd, level, name, val, len);
+	c = enter(fd);
+	if (c == NULL)
+		return -1;
+	*(int *)val = atlas_engine_corked(c);
+	*len = sizeof(int);
+	leave(c);
+	return 0;
+}
+
 ATLAS_HOOK int shutdown(int fd, int how)
 {
 	struct atlas_conn *c;
@@ -870,6 +910,23 @@ ATLAS_HOOK int execve(const char *path, char *const argv[], char *const envp[])
  * glibc declares poll's array write-only (attribute access), though events is
  * read: GCC then calls reading it "maybe uninitialized". It is the caller's.
  */
+/*
+ * A wait with connections listed (ready.h): bytes gathered under TCP_CORK go
+ * out first (the host is about to sleep), then the wait is translated.
+ */
+static bool ready_begin_poll(struct pollfd *fds, nfds_t n, struct atlas_ready_poll *w)
+{
+	atlas_engine_before_wait();
+	return atlas_ready_poll_begin(fds, n, w);
+}
+
+static bool ready_begin_select(int nfds, fd_set **readfds, fd_set **writefds,
+			       struct atlas_ready_select *w)
+{
+	atlas_engine_before_wait();
+	return atlas_ready_select_begin(nfds, readfds, writefds, w);
+}
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 ATLAS_HOOK int poll(struct pollfd *fds, nfds_t n, int timeout)
@@ -877,7 +934,7 @@ ATLAS_HOOK int poll(struct pollfd *fds, nfds_t n, int timeout)
 	struct atlas_ready_poll w;
 	int r;
 
-	if (__builtin_expect(!atlas_ready_any(), 1) || !atlas_ready_poll_begin(fds, n, &w))
+	if (__builtin_expect(!atlas_ready_any(), 1) || !ready_begin_poll(fds, n, &w))
 		return REAL(poll)(fds, n, timeout);
 	r = REAL(poll)(fds, n, w.no_wait ? 0 : timeout);
 	return atlas_ready_poll_end(fds, n, &w, r);
@@ -890,7 +947,7 @@ ATLAS_HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeou
 	struct atlas_ready_poll w;
 	int r;
 
-	if (__builtin_expect(!atlas_ready_any(), 1) || !atlas_ready_poll_begin(fds, n, &w))
+	if (__builtin_expect(!atlas_ready_any(), 1) || !ready_begin_poll(fds, n, &w))
 		return REAL(ppoll)(fds, n, timeout, sigmask);
 	r = REAL(ppoll)(fds, n, w.no_wait ? &now : timeout, sigmask);
 	return atlas_ready_poll_end(fds, n, &w, r);
@@ -906,7 +963,7 @@ ATLAS_HOOK int select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *excep
 	int r;
 
 	if (__builtin_expect(!atlas_ready_any(), 1) ||
-	    !atlas_ready_select_begin(nfds, &kread, &kwrite, &w))
+	    !ready_begin_select(nfds, &kread, &kwrite, &w))
 		return REAL(select)(nfds, readfds, writefds, exceptfds, timeout);
 	r = REAL(select)(nfds, kread, kwrite, exceptfds, w.no_wait ? &now : timeout);
 	return r < 0 ? r : atlas_ready_select_end(nfds, readfds, writefds, exceptfds, &w);
@@ -921,7 +978,7 @@ ATLAS_HOOK int pselect(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exce
 	int r;
 
 	if (__builtin_expect(!atlas_ready_any(), 1) ||
-	    !atlas_ready_select_begin(nfds, &kread, &kwrite, &w))
+	    !ready_begin_select(nfds, &kread, &kwrite, &w))
 		return REAL(pselect)(nfds, readfds, writefds, exceptfds, timeout, sigmask);
 	r = REAL(pselect)(nfds, kread, kwrite, exceptfds, w.no_wait ? &now : timeout, sigmask);
 	return r < 0 ? r : atlas_ready_select_end(nfds, readfds, writefds, exceptfds, &w);
@@ -953,6 +1010,7 @@ ATLAS_HOOK int epoll_wait(int epfd, struct epoll_event *events, int max, int tim
 
 	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
 		return REAL(epoll_wait)(epfd, events, max, timeout);
+	atlas_engine_before_wait();
 	k = atlas_ready_epoll_events(epfd, events, max);
 	return epoll_merge(epfd, events, k,
 			   REAL(epoll_wait)(epfd, events + k, max - k, k > 0 ? 0 : timeout));
@@ -965,6 +1023,7 @@ ATLAS_HOOK int epoll_pwait(int epfd, struct epoll_event *events, int max, int ti
 
 	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
 		return REAL(epoll_pwait)(epfd, events, max, timeout, sigmask);
+	atlas_engine_before_wait();
 	k = atlas_ready_epoll_events(epfd, events, max);
 	return epoll_merge(
 		epfd, events, k,

@@ -28,7 +28,7 @@ struct conn_list {
 };
 
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct conn_list waiting, handshakes;
+static struct conn_list waiting, handshakes, gathering;
 /* Connections holding a reservation (c->ready_slot): each list has room for all of them. */
 static unsigned reserved;
 
@@ -77,8 +77,9 @@ void atlas_ready_update(struct atlas_conn *c)
 	 * Decrypted bytes, or a whole record read ahead: a partial record waits for the
 	 * socket like any data.
 	 */
-	bool waiting_now = c->state == ATLAS_CONN_OPEN && c->ssl != NULL &&
-			   (SSL_pending(c->ssl) > 0 || (c->ra_buf != NULL && atlas_conn_ra_record(c)));
+	bool waiting_now =
+		c->state == ATLAS_CONN_OPEN && c->ssl != NULL &&
+		(SSL_pending(c->ssl) > 0 || (c->ra_buf != NULL && atlas_conn_ra_record(c)));
 
 	if (!waiting_now && !c->pending)
 		return; /* the common case: nothing waits, nothing listed */
@@ -158,7 +159,8 @@ bool atlas_ready_reserve(struct atlas_conn *c)
 
 	pthread_mutex_lock(&list_lock);
 	ok = c->ready_slot ||
-	     (list_reserve(&waiting, reserved + 1) && list_reserve(&handshakes, reserved + 1));
+	     (list_reserve(&waiting, reserved + 1) && list_reserve(&handshakes, reserved + 1) &&
+	      list_reserve(&gathering, reserved + 1));
 	if (ok && !c->ready_slot) {
 		reserved++;
 		c->ready_slot = 1;
@@ -169,7 +171,7 @@ bool atlas_ready_reserve(struct atlas_conn *c)
 
 void atlas_ready_remove(struct atlas_conn *c)
 {
-	if (!c->pending && c->hs_want == 0 && !c->ready_slot)
+	if (!c->pending && c->hs_want == 0 && !c->ready_slot && !c->gathering)
 		return;
 	pthread_mutex_lock(&list_lock);
 	if (c->ready_slot) {
@@ -180,8 +182,50 @@ void atlas_ready_remove(struct atlas_conn *c)
 		list_remove(&waiting, c);
 	if (c->hs_want != 0)
 		list_remove(&handshakes, c);
+	if (c->gathering)
+		list_remove(&gathering, c);
 	c->pending = 0;
 	c->hs_want = 0;
+	c->gathering = 0;
+	pthread_mutex_unlock(&list_lock);
+}
+
+void atlas_ready_gather_update(struct atlas_conn *c)
+{
+	bool listed_now = c->wb != NULL && !c->wb_sealed && c->wb_fd >= 0;
+
+	if (listed_now == (bool)c->gathering)
+		return;
+	pthread_mutex_lock(&list_lock);
+	if (listed_now)
+		/* Cannot fail: the connection reserved its place when its handshake began. */
+		c->gathering = list_add(&gathering, c);
+	else
+		list_remove(&gathering, c);
+	if (!listed_now)
+		c->gathering = 0;
+	pthread_mutex_unlock(&list_lock);
+}
+
+unsigned atlas_ready_take_gathering(struct atlas_conn **out, unsigned max)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&list_lock);
+	for (unsigned i = 0; i < gathering.n && n < max; i++) {
+		atlas_conn_get(gathering.at[i]);
+		out[n++] = gathering.at[i];
+	}
+	pthread_mutex_unlock(&list_lock);
+	return n;
+}
+
+void atlas_ready_epoll_forget(struct atlas_conn *c, int fd)
+{
+	pthread_mutex_lock(&list_lock);
+	if (c->ep_fd >= 0 && c->ep_sock == fd)
+		atlas_real.epoll_ctl(c->ep_fd, EPOLL_CTL_DEL, fd, NULL);
+	c->ep_fd = -1;
 	pthread_mutex_unlock(&list_lock);
 }
 

@@ -19,9 +19,15 @@
  * ask the kernel for what the handshake needs and, when that comes, report
  * what the host asked for: its next read or write runs the handshake on.
  * For epoll the registration itself is changed (EPOLL_CTL_MOD) and given back
- * once the handshake is over.
+ * once the handshake is over. Bytes gathered under TCP_CORK (engine.c) that
+ * met a full socket wait the same way, for POLLOUT: the host counts them as
+ * written and waits to read, and its next read sends them on.
  *
- * While both lists are empty, as they are almost always, a wait costs one
+ * Bytes gathered under TCP_CORK and not sent yet. A host that corks, writes
+ * and then waits without uncorking would wait for an answer to bytes that
+ * never left: the waits send them first.
+ *
+ * While the lists are empty, as they are almost always, a wait costs one
  * load and a branch. On the kernel path the kernel keeps readiness itself.
  */
 #ifndef ATLAS_READY_H
@@ -34,7 +40,7 @@
 
 struct atlas_conn;
 
-/* How many connections are listed (bytes waiting, or a handshake waiting). */
+/* How many connections are listed (bytes waiting, a handshake or a flush waiting, bytes gathered). */
 extern unsigned atlas_ready_count;
 
 static inline bool atlas_ready_any(void)
@@ -64,6 +70,21 @@ void atlas_ready_after_fork(void);
  */
 bool atlas_ready_reserve(struct atlas_conn *c);
 
+/*
+ * After c's gathered bytes changed (c locked): c is listed while it holds bytes
+ * gathered under TCP_CORK and not yet sealed (engine.c), so that a host that
+ * waits without uncorking has them sent first, as the kernel sends a corked
+ * socket's data within 200 ms.
+ */
+void atlas_ready_gather_update(struct atlas_conn *c);
+/* Up to max listed gathering connections, each with a reference for the caller. */
+unsigned atlas_ready_take_gathering(struct atlas_conn **out, unsigned max);
+/*
+ * The host is closing fd, whose socket Atlas keeps open a while (linger.c): its
+ * epoll registration goes first, or the host's epoll set would go on reporting a
+ * closed fd (epoll forgets a socket only when its last descriptor closes).
+ */
+void atlas_ready_epoll_forget(struct atlas_conn *c, int fd);
 /* c is being freed: takes it off the lists and gives its room back. */
 void atlas_ready_remove(struct atlas_conn *c);
 

@@ -70,6 +70,7 @@ static void resolve_all(void)
 	RESOLVE(ioctl, "ioctl");
 	RESOLVE(close_range, "close_range");
 	RESOLVE(setsockopt, "setsockopt");
+	RESOLVE(getsockopt, "getsockopt");
 	RESOLVE(shutdown, "shutdown");
 	RESOLVE(dup, "dup");
 	RESOLVE(dup2, "dup2");

@@ -40,6 +40,7 @@ struct atlas_real_table {
 	int (*ioctl)(int, unsigned long, ...);
 	int (*close_range)(unsigned int, unsigned int, int);
 	int (*setsockopt)(int, int, int, const void *, socklen_t);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
 	int (*shutdown)(int, int);
 	int (*dup)(int);
 	int (*dup2)(int, int);

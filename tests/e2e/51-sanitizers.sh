@@ -5,7 +5,7 @@
 # ATLAS_PRELOAD_FIRST putting the sanitizer's runtime first in LD_PRELOAD:
 #   - python3 -m http.server (threaded, -p HTTP/1.1), and a second one for the
 #     plaintext port;
-#   - nginx: sendfile on, epoll, master and 2 workers forked after listen, a TLS
+#   - nginx: sendfile on, tcp_nopush on, epoll, master and 2 workers forked after listen, a TLS
 #     listen and a plaintext listen;
 #   - a python echo service with two threads on each connection (one reads while
 #     the other writes: Atlas's read and write paths on one connection at once),
@@ -230,6 +230,7 @@ san_nginx() {
 			log_format bypid '\$pid \$server_port \$status';
 			access_log $d.conf/access.log bypid;
 			sendfile on;
+			tcp_nopush on;
 			keepalive_timeout 30s;
 			client_body_temp_path $d.conf/body;
 			proxy_temp_path $d.conf/proxy;

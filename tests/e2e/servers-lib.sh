@@ -367,7 +367,7 @@ sv_python() {
 	stop_server py-plain
 }
 
-# 2. nginx: sendfile on, epoll, master and 2 workers (forked after listen), a
+# 2. nginx: sendfile on, tcp_nopush on (TCP_CORK around headers and file), epoll, master and 2 workers (forked after listen), a
 # TLS listen and a plaintext listen. The access log (by worker pid) shows that
 # both workers served TLS requests.
 sv_nginx() {
@@ -385,6 +385,7 @@ sv_nginx() {
 			log_format bypid '\$pid \$server_port \$status';
 			access_log $d/access.log bypid;
 			sendfile on;
+			tcp_nopush on;
 			keepalive_timeout 30s;
 			client_body_temp_path $d/body;
 			proxy_temp_path $d/proxy;

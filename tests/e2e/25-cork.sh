@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# TCP_CORK on the userspace path (shim/engine.c): what a server writes while
+# corked goes out as one TLS record when it uncorks, and bytes the server
+# counts as written always reach the client, whatever it does next: uncork into
+# a full socket and wait for the next request, close, shut down, or wait without
+# uncorking. tests/e2e/progs/corksrv.c is the server (one thread, epoll,
+# non-blocking), tests/e2e/corkclient.py the client (it counts records on the
+# wire). Against the 04/40 checks, which show nginx (tcp_nopush on) serving
+# files whole, these pin down each case on its own.
+source "$(dirname "$0")/lib.sh"
+make_certs
+cd "$ROOT" || exit 1
+
+cc -O1 -g -Wall -o "$T/corksrv" tests/e2e/progs/corksrv.c || {
+	fail "cannot build tests/e2e/progs/corksrv.c"
+	finish
+}
+"$PY" -c 'import sys; sys.stdout.buffer.write(bytes(i % 251 for i in range(4096)))' >"$T/file"
+
+port=$(free_port)
+if ! start_server cork "$port" -- ./atlas-preload.sh --cert "$EC_CERT" --key "$EC_KEY" \
+	--ports "$port" --log-level info -- "$T/corksrv" "$port" "$T/file"; then
+	fail "corksrv starts under Atlas"
+	finish
+fi
+ask() { timeout 30 "$PY" "$E2E_DIR/corkclient.py" "$port" "$CA" "$1" 2>&1; }
+
+is_eq "cork, write, write, uncork: one record" "$(ask small)" "small: all 4100 bytes in 1 record"
+is_eq "the same writes uncorked: a record each" "$(ask nocork)" "nocork: all 4100 bytes in 2 records"
+is_eq "cork, writev, sendfile, uncork (nginx's tcp_nopush): one record" "$(ask sendfile)" \
+	"sendfile: all 4196 bytes in 1 record"
+is_eq "getsockopt(TCP_CORK) says what the server set" "$(ask getcork)" "getsockopt says 1 0"
+is_eq "corked bytes go out when the server waits without uncorking" "$(ask forget)" \
+	"forget: all 500 bytes within 1 s"
+is_eq "uncorked into a full socket, then waiting for a request: the bytes still arrive" \
+	"$(ask full)" "full: all 10000 bytes, then pong"
+is_eq "shutdown(SHUT_WR) with the socket full: the bytes, then close_notify" "$(ask shut)" \
+	"shut: all 10000 bytes, then close_notify"
+for i in 1 2 3; do
+	is_eq "closed with the socket full ($i): the bytes, then close_notify" "$(ask close)" \
+		"close: all 10000 bytes, then close_notify"
+done
+is_match "the close with bytes unsent handed them on (linger.c), logged" \
+	"$(cat "$(server_log cork)")" "closed with [0-9]+ bytes unsent: sending them after close"
+is_no_match "no warning or error from Atlas" "$(cat "$(server_log cork)")" "atlas: (warning|error)"
+if server_alive cork; then
+	pass "the server is still running (no event for an fd it closed)"
+else
+	fail "the server is still running (no event for an fd it closed)"
+	note_file "$(server_log cork)"
+fi
+stop_server cork
+finish
