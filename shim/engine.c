@@ -96,6 +96,13 @@ static int op_flush(SSL *ssl, void *buf, size_t len, size_t *done)
 	} else {
 		c->wb_sealed = 1;
 		atlas_ready_gather_update(c);
+		/*
+		 * Whatever the caller does next (returns EAGAIN, or its wait for the socket is
+		 * cut short), the host's own waits must now wait for POLLOUT, and its next call
+		 * sends the rest. (A connection the host has closed is linger.c's.)
+		 */
+		if (__atomic_load_n(&c->fds, __ATOMIC_RELAXED) > 0)
+			atlas_ready_handshake_wait(c, POLLOUT);
 	}
 	return r;
 }
@@ -422,13 +429,8 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 		if (!force_block && nonblock < 0)
 			nonblock = fd_nonblocking(fd, flags);
 		if (!force_block && nonblock) {
-			/*
-			 * The host's own wait runs the handshake on, or sends what it already
-			 * counts as written: make sure it waits for want. (A connection the host
-			 * has closed is linger.c's, which waits itself.)
-			 */
-			if (in_handshake ||
-			    (op == op_flush && __atomic_load_n(&c->fds, __ATOMIC_RELAXED) > 0))
+			/* The host's own wait runs the handshake on: make sure it waits for want. */
+			if (in_handshake)
 				atlas_ready_handshake_wait(c, want);
 			pthread_mutex_unlock(&c->lock);
 			errno = EAGAIN;
@@ -621,9 +623,9 @@ static enum gather gather_locked(struct atlas_conn *c, int fd, const struct iove
 	if (c->wb == NULL) {
 		if (rest >= ATLAS_RECORD_MAX || (c->wb = malloc(ATLAS_RECORD_MAX)) == NULL)
 			return GATHER_DIRECT; /* whole records; or out of memory: as uncorked */
-		c->wb_fd = fd;
-		atlas_ready_gather_update(c);
 	}
+	c->wb_fd = fd; /* the latest fd: the one a wait would flush through */
+	atlas_ready_gather_update(c);
 	*took = iov_copy((char *)c->wb + c->wb_len, ATLAS_RECORD_MAX - c->wb_len, iov, iovcnt,
 			 skip);
 	c->wb_len += (unsigned)*took;
@@ -647,8 +649,10 @@ static int flush_gathered(struct atlas_conn *c, int fd, int flags)
 
 	if (!holds_gathered(c))
 		return 0;
-	if (run_op(c, fd, flags, false, true, op_flush, c, 0) < 0)
-		return -1;
+	/* A blocking wait cut short by a signal goes on: the host counts these bytes sent. */
+	while (run_op(c, fd, flags, false, true, op_flush, c, 0) < 0)
+		if (errno != EINTR)
+			return -1;
 	pthread_mutex_lock(&c->lock);
 	shut = c->shut_wr && c->wb == NULL;
 	c->shut_wr = 0;
@@ -717,20 +721,67 @@ int atlas_engine_corked(struct atlas_conn *c)
 	return __atomic_load_n(&c->corked, __ATOMIC_RELAXED);
 }
 
+/*
+ * before_wait's flush of one connection, without waiting. Under the lock, and
+ * through the fd the bytes came in on only while it is still the connection's:
+ * a close of that fd takes the lock before the fd goes (atlas_engine_fd_closing),
+ * so its number cannot be reused meanwhile. Every connection leaves the list:
+ * sent, sealed (then waiting for POLLOUT), broken, or, when its fd is gone, left
+ * for the host's next call on the connection.
+ */
+static void flush_before_wait(struct atlas_conn *c)
+{
+	int fd, r, herr = 0;
+	size_t done;
+
+	pthread_mutex_lock(&c->lock);
+	fd = c->wb_fd;
+	if (c->wb == NULL || c->wb_sealed) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	if (fd < 0 || atlas_fdtab_peek(fd) != c || c->pid != getpid() ||
+	    c->state != ATLAS_CONN_OPEN || c->ssl == NULL) {
+		c->wb_fd = -1;
+		atlas_ready_gather_update(c);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	c->io_fd = fd;
+	ERR_clear_error();
+	errno = 0;
+	r = op_flush(c->ssl, c, 0, &done);
+	if (r <= 0 &&
+	    atlas_errmap_ssl(SSL_get_error(c->ssl, r), errno, &herr) == ATLAS_ERRMAP_FATAL)
+		mark_broken(c, fd, herr);
+	ERR_clear_error();
+	pthread_mutex_unlock(&c->lock);
+}
+
 void atlas_engine_before_wait(void)
 {
 	struct atlas_conn *list[16];
-	unsigned n = atlas_ready_take_gathering(list, 16);
+	unsigned n;
 
-	for (unsigned i = 0; i < n; i++) {
-		struct atlas_conn *c = list[i];
-		int fd = __atomic_load_n(&c->wb_fd, __ATOMIC_RELAXED);
-
-		/* The fd it came in on, still this connection's (a reused number is not). */
-		if (fd >= 0 && atlas_fdtab_peek(fd) == c && c->pid == getpid())
-			flush_gathered(c, fd, MSG_DONTWAIT);
-		atlas_conn_put(c);
+	/* Batches until the list is empty (each connection leaves it), bounded all the same. */
+	for (int batch = 0; batch < 64; batch++) {
+		n = atlas_ready_take_gathering(list, 16);
+		for (unsigned i = 0; i < n; i++) {
+			flush_before_wait(list[i]);
+			atlas_conn_put(list[i]);
+		}
+		if (n < 16)
+			break;
 	}
+}
+
+/* After shutdown(SHUT_WR), whose FIN waits for gathered bytes: writes fail, as the kernel's. */
+static bool shut_for_writes(const struct atlas_conn *c)
+{
+	if (!__atomic_load_n(&c->shut_wr, __ATOMIC_RELAXED))
+		return false;
+	errno = EPIPE;
+	return true;
 }
 
 ssize_t atlas_engine_send(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
@@ -743,10 +794,8 @@ ssize_t atlas_engine_send(struct atlas_conn *c, int fd, const struct iovec *iov,
 	r = reach_path(c, fd, flags, true);
 	if (r != 0)
 		return r;
-	if (__atomic_load_n(&c->shut_wr, __ATOMIC_RELAXED)) {
-		errno = EPIPE; /* after shutdown(SHUT_WR), whose FIN waits for gathered bytes */
+	if (shut_for_writes(c))
 		return -1;
-	}
 	if (kernel_tx(c)) {
 		/* The kernel encrypts: the host's own call, with its own flags. */
 		struct msghdr msg = { .msg_iov = (struct iovec *)iov,
@@ -810,6 +859,8 @@ ssize_t atlas_engine_sendfile(struct atlas_conn *c, int fd, int in_fd, off_t *of
 
 	if (r != 0)
 		return r;
+	if (shut_for_writes(c))
+		return -1;
 	if (kernel_tx(c))
 		return atlas_real.sendfile(fd, in_fd, offset, count);
 	return atlas_emul_sendfile(&sink, in_fd, offset, count);
@@ -827,6 +878,8 @@ ssize_t atlas_engine_splice_to(struct atlas_conn *c, int fd, int pipe_in, loff_t
 	r = len == 0 ? 0 : reach_path(c, fd, io.flags, true);
 	if (r != 0)
 		return r;
+	if (shut_for_writes(c))
+		return -1;
 	if (kernel_tx(c))
 		return atlas_real.splice(pipe_in, off_in, fd, NULL, len, flags);
 	return atlas_emul_splice_to(&sink, pipe_in, off_in, len, flags);
@@ -955,10 +1008,15 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 		 * next call on the connection, or its close, sends them, then shuts down.
 		 */
 		if (flush_gathered(c, fd, MSG_DONTWAIT) < 0 && errno == EAGAIN) {
+			bool defer;
+
+			/* Under the lock: a flush on another thread may have sent them meanwhile. */
 			pthread_mutex_lock(&c->lock);
-			c->shut_wr = 1;
+			defer = c->wb != NULL;
+			c->shut_wr = defer;
 			pthread_mutex_unlock(&c->lock);
-			return how == SHUT_RDWR ? atlas_real.shutdown(fd, SHUT_RD) : 0;
+			if (defer)
+				return how == SHUT_RDWR ? atlas_real.shutdown(fd, SHUT_RD) : 0;
 		}
 		send_close_notify(c, fd, !fd_nonblocking(fd, 0));
 	}
@@ -967,6 +1025,9 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 
 void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 {
+	/* A flush_before_wait() through fd, under way in another thread, ends before fd goes. */
+	pthread_mutex_lock(&c->lock);
+	pthread_mutex_unlock(&c->lock);
 	if (!holds_gathered(c) || c->pid != getpid())
 		goto done;
 	if (closes_abortively(c, fd)) {
@@ -994,6 +1055,10 @@ done:
 
 bool atlas_engine_linger_step(struct atlas_conn *c, int fd)
 {
+	/* A shutdown that waited is moot: close_notify goes below, then the socket closes. */
+	pthread_mutex_lock(&c->lock);
+	c->shut_wr = 0;
+	pthread_mutex_unlock(&c->lock);
 	if (flush_gathered(c, fd, MSG_DONTWAIT) < 0 && errno == EAGAIN)
 		return false;
 	send_close_notify(c, fd, false);

@@ -101,6 +101,17 @@ static void *linger_main(void *arg)
 	return NULL;
 }
 
+/* fork(2) copies the lock as held by another thread: hold it across the fork. */
+static void linger_prefork(void)
+{
+	pthread_mutex_lock(&lock);
+}
+
+static void linger_parent(void)
+{
+	pthread_mutex_unlock(&lock);
+}
+
 /* In a fork child the thread is gone: its sockets are the parent's to finish. */
 static void linger_child(void)
 {
@@ -115,7 +126,7 @@ static void linger_child(void)
 
 static void linger_register_atfork(void)
 {
-	pthread_atfork(NULL, NULL, linger_child);
+	pthread_atfork(linger_prefork, linger_parent, linger_child);
 }
 
 /* The thread, started on first need. Locked. */
@@ -197,4 +208,24 @@ void atlas_linger_adopt(struct atlas_conn *c, int fd)
 	count++;
 	pthread_mutex_unlock(&lock);
 	(void)!atlas_real.write(wake_fd, &one, sizeof(one));
+}
+
+/*
+ * At exit(3) (nginx's old workers on reload exit so), the thread would die with
+ * the bytes it still holds: give it a few seconds to send them. _exit(2) and a
+ * fatal signal skip this, and the bytes are lost (the kernel would still send a
+ * dead process's queue).
+ */
+__attribute__((destructor)) static void linger_drain(void)
+{
+	for (int tick = 0; tick < 500; tick++) {
+		unsigned left;
+
+		pthread_mutex_lock(&lock);
+		left = wake_fd >= 0 ? count : 0;
+		pthread_mutex_unlock(&lock);
+		if (left == 0)
+			return;
+		usleep(10000);
+	}
 }
