@@ -491,7 +491,7 @@ static bool kernel_rx(const struct atlas_conn *c)
 }
 
 static bool holds_gathered(const struct atlas_conn *c);
-static int flush_gathered(struct atlas_conn *c, int fd, int flags);
+static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_block);
 
 ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
 			  int flags)
@@ -506,9 +506,14 @@ ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov,
 		return r;
 	if (kernel_rx(c))
 		return atlas_offload_recv(c, fd, (struct iovec *)iov, iovcnt, flags);
-	/* A host that reads may be waiting for an answer to what it wrote: send that first. */
-	if (holds_gathered(c))
-		flush_gathered(c, fd, flags & MSG_DONTWAIT);
+	/*
+	 * A host that reads may be waiting for an answer to what it wrote: send that first.
+	 * A blocking read waits for it as it would for data; cut short by a signal, the read
+	 * fails with EINTR, and the next call goes on with it.
+	 */
+	if (holds_gathered(c) && flush_gathered(c, fd, flags & MSG_DONTWAIT, false) < 0 &&
+	    errno == EINTR)
+		return -1;
 	for (int i = 0; i < iovcnt; i++) {
 		size_t off = 0;
 
@@ -610,12 +615,15 @@ enum gather {
 	GATHER_DIRECT, /* not corked (or whole records): through OpenSSL as they are */
 	GATHER_TOOK,   /* gathered: counted as written */
 	GATHER_FLUSH,  /* what was gathered must go out first */
+	GATHER_SHUT,   /* shut down for writes, the FIN waiting for what was gathered: EPIPE */
 };
 
 /* The next bytes of a write, skip bytes into iov and rest left: gather them? Locked. */
 static enum gather gather_locked(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
 				 size_t skip, size_t rest, size_t *took)
 {
+	if (c->shut_wr)
+		return GATHER_SHUT;
 	if (c->wb != NULL && (c->wb_sealed || !c->corked || c->wb_len == ATLAS_RECORD_MAX))
 		return GATHER_FLUSH;
 	if (!c->corked || c->tx_retry || c->state != ATLAS_CONN_OPEN || c->ssl == NULL)
@@ -640,19 +648,19 @@ static bool holds_gathered(const struct atlas_conn *c)
 static void shutdown_wr_now(struct atlas_conn *c, int fd);
 
 /*
- * Sends what was gathered, waiting as flags and the fd's mode say (or not at
- * all with MSG_DONTWAIT). 0 when nothing is left, else -1 with errno.
+ * Sends what was gathered, waiting as flags, force_block and the fd's mode
+ * say (not at all with MSG_DONTWAIT), then a shutdown(SHUT_WR) that waited for
+ * it. 0 when nothing is left, else -1 with errno; what is left stays sealed in
+ * OpenSSL for the host's next call (EAGAIN, EINTR).
  */
-static int flush_gathered(struct atlas_conn *c, int fd, int flags)
+static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_block)
 {
 	bool shut;
 
 	if (!holds_gathered(c))
 		return 0;
-	/* A blocking wait cut short by a signal goes on: the host counts these bytes sent. */
-	while (run_op(c, fd, flags, false, true, op_flush, c, 0) < 0)
-		if (errno != EINTR)
-			return -1;
+	if (run_op(c, fd, flags, force_block, true, op_flush, c, 0) < 0)
+		return -1;
 	pthread_mutex_lock(&c->lock);
 	shut = c->shut_wr && c->wb == NULL;
 	c->shut_wr = 0;
@@ -685,8 +693,12 @@ static ssize_t send_iov(struct atlas_conn *c, int fd, const struct iovec *iov, i
 				done += took;
 				continue;
 			}
+			if (g == GATHER_SHUT) {
+				errno = EPIPE;
+				return done > 0 ? (ssize_t)done : -1;
+			}
 			if (g == GATHER_FLUSH) {
-				if (run_op(c, fd, flags, force_block, true, op_flush, c, 0) < 0)
+				if (flush_gathered(c, fd, flags, force_block) < 0)
 					return done > 0 ? (ssize_t)done : -1;
 				continue;
 			}
@@ -706,13 +718,16 @@ int atlas_engine_setsockopt_tcp(struct atlas_conn *c, int fd, int name, int on)
 		pthread_mutex_lock(&c->lock);
 		c->corked = on != 0;
 		pthread_mutex_unlock(&c->lock);
-		/* As the kernel: the uncork succeeds; what cannot go out yet goes later. */
+		/*
+		 * As the kernel: the uncork never waits, and succeeds; what cannot go out yet
+		 * stays sealed, and goes with the host's next call (its waits wait for POLLOUT).
+		 */
 		if (!on)
-			flush_gathered(c, fd, 0);
+			flush_gathered(c, fd, MSG_DONTWAIT, false);
 		return 0;
 	}
 	if (on) /* TCP_NODELAY: the kernel pushes what it holds; so do we */
-		flush_gathered(c, fd, 0);
+		flush_gathered(c, fd, MSG_DONTWAIT, false);
 	return atlas_real.setsockopt(fd, IPPROTO_TCP, name, &on, sizeof(on));
 }
 
@@ -1007,7 +1022,7 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 		 * and the FIN wait for them, as the kernel's FIN waits for its queue: the host's
 		 * next call on the connection, or its close, sends them, then shuts down.
 		 */
-		if (flush_gathered(c, fd, MSG_DONTWAIT) < 0 && errno == EAGAIN) {
+		if (flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN) {
 			bool defer;
 
 			/* Under the lock: a flush on another thread may have sent them meanwhile. */
@@ -1036,7 +1051,7 @@ void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
-	if (flush_gathered(c, fd, MSG_DONTWAIT) < 0 && errno == EAGAIN) {
+	if (flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN) {
 		if (last) {
 			/* The socket stays open, in linger.c's hands, until the bytes are out. */
 			atlas_linger_adopt(c, fd);
@@ -1059,7 +1074,7 @@ bool atlas_engine_linger_step(struct atlas_conn *c, int fd)
 	pthread_mutex_lock(&c->lock);
 	c->shut_wr = 0;
 	pthread_mutex_unlock(&c->lock);
-	if (flush_gathered(c, fd, MSG_DONTWAIT) < 0 && errno == EAGAIN)
+	if (flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN)
 		return false;
 	send_close_notify(c, fd, false);
 	return true;

@@ -34,6 +34,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static struct lingering *list;
 static unsigned count, cap;
 static int wake_fd = -1;
+static pid_t thread_pid; /* the process the thread runs in */
 
 /* Done with entry i: close Atlas's fd, drop the reference. Locked. */
 static void drop(unsigned i)
@@ -157,6 +158,7 @@ static bool thread_running(void)
 		errno = r;
 		return false;
 	}
+	thread_pid = getpid();
 	return true;
 }
 
@@ -222,7 +224,8 @@ __attribute__((destructor)) static void linger_drain(void)
 		unsigned left;
 
 		pthread_mutex_lock(&lock);
-		left = wake_fd >= 0 ? count : 0;
+		/* Not in a child forked without fork(3)'s handlers: the thread is not there. */
+		left = wake_fd >= 0 && thread_pid == getpid() ? count : 0;
 		pthread_mutex_unlock(&lock);
 		if (left == 0)
 			return;

@@ -10,7 +10,7 @@ import sys
 import time
 
 port, ca, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-TINY = cmd in ("full", "close", "shut")
+TINY = cmd in ("full", "blockfull", "close", "shut")
 
 
 def pattern(n):
@@ -119,7 +119,7 @@ if cmd in ("small", "nocork", "sendfile"):
     out += f" in {c.records} record{'s' if c.records != 1 else ''}"
 if cmd == "forget":
     out += " within 1 s" if took < 1 else f" after {took:.1f} s"
-if cmd == "full":
+if cmd in ("full", "blockfull"):
     c.send("ping")
     got, end = c.read(5)
     out += ", then pong" if got == b"pong\n" else f", then {got!r} ({end})"

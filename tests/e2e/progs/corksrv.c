@@ -9,14 +9,17 @@
  *   sendfile  cork, writev 100 bytes in 2 pieces, sendfile FILE's first 4096, uncork
  *   forget    cork, write 500 bytes, and go back to epoll_wait corked, without a read
  *   full      a tiny send buffer, cork, write 10000 bytes, uncork, wait for the next command
+ *   blockfull the same on a blocking fd: the uncork must not wait for the client
  *   close     a tiny send buffer, cork, write 10000 bytes, close
- *   shut      a tiny send buffer, cork, write 10000 bytes, shutdown(SHUT_WR), read to EOF
+ *   shut      a tiny send buffer, cork, write 10000 bytes, shutdown(SHUT_WR), a write
+ *             (must fail with EPIPE), read to EOF
  *   getcork   "C1 C0\n": getsockopt(TCP_CORK) after cork, then after uncork
  *
  * The "tiny send buffer" ones leave the socket unable to take the last record
  * while the client does not read: the bytes the server counts as written must
  * still reach it. An event for an fd the server has closed is a bug (the
- * socket may outlive the fd): the server says so and exits 3.
+ * socket may outlive the fd): the server says so and exits 3. What the server
+ * sees go wrong on its side it reports on stderr, starting "corksrv: ".
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -31,7 +34,9 @@
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_FDS 256
@@ -92,6 +97,21 @@ static void tiny_sndbuf(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 }
 
+static void set_blocking(int fd, int on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	fcntl(fd, F_SETFL, on ? fl & ~O_NONBLOCK : fl | O_NONBLOCK);
+}
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 static void close_conn(int ep, int fd)
 {
 	epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
@@ -141,15 +161,23 @@ static int command(int ep, int fd, const char *cmd)
 		fill(buf, 500, 0);
 		cork(fd, 1);
 		write_all(fd, buf, 500);
-	} else if (strcmp(cmd, "full") == 0 || strcmp(cmd, "close") == 0 ||
-		   strcmp(cmd, "shut") == 0) {
+	} else if (strcmp(cmd, "full") == 0 || strcmp(cmd, "blockfull") == 0 ||
+		   strcmp(cmd, "close") == 0 || strcmp(cmd, "shut") == 0) {
 		fill(buf, sizeof(buf), 0);
 		tiny_sndbuf(fd);
+		if (cmd[0] == 'b')
+			set_blocking(fd, 1);
 		cork(fd, 1);
 		for (size_t off = 0; off < sizeof(buf); off += 1000)
 			write_all(fd, buf + off, 1000);
-		if (cmd[0] == 'f') {
+		if (cmd[0] == 'f' || cmd[0] == 'b') {
+			double t0 = now();
+
+			/* As the kernel's: an uncork never waits, whatever the fd's mode. */
 			cork(fd, 0);
+			if (now() - t0 > 0.5)
+				fprintf(stderr, "corksrv: the uncork waited %.1f s\n", now() - t0);
+			set_blocking(fd, 0);
 		} else if (cmd[0] == 'c') {
 			/* As nginx does: close alone; epoll forgets the fd with its socket. */
 			open_fd[fd] = 0;
@@ -157,6 +185,8 @@ static int command(int ep, int fd, const char *cmd)
 			return 0;
 		} else {
 			shutdown(fd, SHUT_WR);
+			if (write(fd, "x", 1) != -1 || errno != EPIPE)
+				fprintf(stderr, "corksrv: a write after shutdown did not fail with EPIPE\n");
 		}
 	} else if (strcmp(cmd, "getcork") == 0) {
 		int on, off;
@@ -211,6 +241,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: corksrv PORT FILE\n");
 		return 2;
 	}
+	signal(SIGPIPE, SIG_IGN);
 	file_fd = open(argv[2], O_RDONLY);
 	a.sin_port = htons((unsigned short)atoi(argv[1]));
 	l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
