@@ -186,7 +186,8 @@ static int command(int ep, int fd, const char *cmd)
 		} else {
 			shutdown(fd, SHUT_WR);
 			if (write(fd, "x", 1) != -1 || errno != EPIPE)
-				fprintf(stderr, "corksrv: a write after shutdown did not fail with EPIPE\n");
+				fprintf(stderr, "corksrv: a write after shutdown did not fail with "
+						"EPIPE\n");
 		}
 	} else if (strcmp(cmd, "getcork") == 0) {
 		int on, off;
