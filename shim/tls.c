@@ -78,6 +78,11 @@ int atlas_tls_handshake(SSL *ssl)
 
 	wipe_frees = true;
 	r = SSL_do_handshake(ssl);
+	if (r == 1) {
+		/* From now on an idle connection holds no record buffers (see atlas_tls_ssl_new). */
+		SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+		SSL_free_buffers(ssl);
+	}
 	wipe_frees = false;
 	return r;
 }
@@ -323,6 +328,13 @@ SSL *atlas_tls_ssl_new(SSL_CTX *ctx, struct atlas_conn *c)
 	BIO_set_init(bio, 1);
 	SSL_set_bio(ssl, bio, bio);
 	SSL_set_accept_state(ssl);
+	/*
+	 * The record buffers are kept for the handshake, and released when it is done and
+	 * whenever they empty after that (atlas_tls_handshake). Released as they empty during
+	 * the handshake too, each of its flights would allocate, wipe and free them again:
+	 * ten 17 KiB write buffers per TLS 1.3 handshake.
+	 */
+	SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
 	c->read_ahead = !atlas_offload_enabled(); /* else once the handshake has settled the path */
 	return ssl;
 }
