@@ -109,11 +109,14 @@ struct atlas_conn {
 	 * sent, and nothing may join it. wb_fd: the fd it came in on (-1: closed since).
 	 * tx_retry: a write of the host's own bytes met a full socket and OpenSSL holds its
 	 * record: the host's retry must reach OpenSSL before anything is gathered.
-	 * shut_wr: shutdown(SHUT_WR) waits for the gathered bytes to go out first.
+	 * wr_closed: the host shut the connection down for writes (never cleared: writes
+	 * fail with EPIPE from then on); shut_wr: and close_notify and the FIN wait for the
+	 * gathered bytes to go out first.
 	 */
 	unsigned char corked;
 	unsigned char wb_sealed;
 	unsigned char tx_retry;
+	unsigned char wr_closed;
 	unsigned char shut_wr;
 	int wb_fd;
 	unsigned wb_len;

@@ -383,7 +383,8 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 				errno = EIO;
 				return -1;
 			}
-			if (is_write && (SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)) {
+			if (is_write && ((SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN) ||
+					 (c->wr_closed && op != op_flush))) {
 				/* After shutdown(SHUT_WR), as for a plain socket. */
 				pthread_mutex_unlock(&c->lock);
 				errno = EPIPE;
@@ -622,7 +623,7 @@ enum gather {
 static enum gather gather_locked(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
 				 size_t skip, size_t rest, size_t *took)
 {
-	if (c->shut_wr)
+	if (c->wr_closed)
 		return GATHER_SHUT;
 	if (c->wb != NULL && (c->wb_sealed || !c->corked || c->wb_len == ATLAS_RECORD_MAX))
 		return GATHER_FLUSH;
@@ -663,7 +664,8 @@ static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_bl
 		return -1;
 	pthread_mutex_lock(&c->lock);
 	shut = c->shut_wr && c->wb == NULL;
-	c->shut_wr = 0;
+	if (shut)
+		c->shut_wr = 0; /* this thread sends close_notify and the FIN, once */
 	pthread_mutex_unlock(&c->lock);
 	if (shut)
 		shutdown_wr_now(c, fd); /* a shutdown(SHUT_WR) that waited for these bytes */
@@ -719,15 +721,18 @@ int atlas_engine_setsockopt_tcp(struct atlas_conn *c, int fd, int name, int on)
 		c->corked = on != 0;
 		pthread_mutex_unlock(&c->lock);
 		/*
-		 * As the kernel: the uncork never waits, and succeeds; what cannot go out yet
-		 * stays sealed, and goes with the host's next call (its waits wait for POLLOUT).
+		 * The uncork succeeds, as the kernel's. On a non-blocking fd what cannot go out
+		 * yet stays sealed and goes with the host's next call (its waits wait for
+		 * POLLOUT meanwhile). On a blocking one it waits (up to SO_SNDTIMEO), as the
+		 * corked writes would have waited in the kernel for room in its queue: a
+		 * blocking host may not call again until it has more to send.
 		 */
 		if (!on)
-			flush_gathered(c, fd, MSG_DONTWAIT, false);
+			flush_gathered(c, fd, 0, false);
 		return 0;
 	}
 	if (on) /* TCP_NODELAY: the kernel pushes what it holds; so do we */
-		flush_gathered(c, fd, MSG_DONTWAIT, false);
+		flush_gathered(c, fd, 0, false);
 	return atlas_real.setsockopt(fd, IPPROTO_TCP, name, &on, sizeof(on));
 }
 
@@ -790,10 +795,10 @@ void atlas_engine_before_wait(void)
 	}
 }
 
-/* After shutdown(SHUT_WR), whose FIN waits for gathered bytes: writes fail, as the kernel's. */
+/* After shutdown(SHUT_WR) (whose FIN may wait for gathered bytes): writes fail, as the kernel's. */
 static bool shut_for_writes(const struct atlas_conn *c)
 {
-	if (!__atomic_load_n(&c->shut_wr, __ATOMIC_RELAXED))
+	if (!__atomic_load_n(&c->wr_closed, __ATOMIC_RELAXED))
 		return false;
 	errno = EPIPE;
 	return true;
@@ -1017,6 +1022,10 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 	if (how != SHUT_RD && closes_abortively(c, fd))
 		return 0;
 	if (how == SHUT_WR || how == SHUT_RDWR) {
+		/* First, so that no other thread gathers more behind the flush below. */
+		pthread_mutex_lock(&c->lock);
+		c->wr_closed = 1;
+		pthread_mutex_unlock(&c->lock);
 		/*
 		 * The bytes gathered under TCP_CORK first. If they cannot go yet, close_notify
 		 * and the FIN wait for them, as the kernel's FIN waits for its queue: the host's

@@ -113,16 +113,21 @@ static void linger_parent(void)
 	pthread_mutex_unlock(&lock);
 }
 
-/* In a fork child the thread is gone: its sockets are the parent's to finish. */
-static void linger_child(void)
+/* In a fork child the thread is gone: its sockets are the parent's to finish. Locked. */
+static void forget_parents(void)
 {
-	pthread_mutex_init(&lock, NULL);
 	for (unsigned i = 0; i < count; i++)
 		atlas_real.close(list[i].fd);
 	count = 0;
 	if (wake_fd >= 0)
 		atlas_real.close(wake_fd);
 	wake_fd = -1;
+}
+
+static void linger_child(void)
+{
+	pthread_mutex_init(&lock, NULL);
+	forget_parents();
 }
 
 static void linger_register_atfork(void)
@@ -138,8 +143,11 @@ static bool thread_running(void)
 	sigset_t all, old;
 	int r;
 
-	if (wake_fd >= 0)
+	if (wake_fd >= 0 && thread_pid == getpid())
 		return true;
+	/* A child forked without fork(3)'s handlers (a raw clone): the thread is not here. */
+	if (wake_fd >= 0)
+		forget_parents();
 	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (wake_fd < 0)
 		return false;

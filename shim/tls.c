@@ -78,11 +78,12 @@ int atlas_tls_handshake(SSL *ssl)
 
 	wipe_frees = true;
 	r = SSL_do_handshake(ssl);
-	if (r == 1) {
-		/* From now on an idle connection holds no record buffers (see atlas_tls_ssl_new). */
+	/* From now on an idle connection holds no record buffers (see atlas_tls_ssl_new). */
+	if (r == 1)
 		SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	/* Done, or waiting for a client that may stall: hold nothing (refused if bytes wait). */
+	if (r == 1 || SSL_want_read(ssl))
 		SSL_free_buffers(ssl);
-	}
 	wipe_frees = false;
 	return r;
 }
@@ -329,9 +330,10 @@ SSL *atlas_tls_ssl_new(SSL_CTX *ctx, struct atlas_conn *c)
 	SSL_set_bio(ssl, bio, bio);
 	SSL_set_accept_state(ssl);
 	/*
-	 * The record buffers are kept for the handshake, and released when it is done and
-	 * whenever they empty after that (atlas_tls_handshake). Released as they empty during
-	 * the handshake too, each of its flights would allocate, wipe and free them again:
+	 * The record buffers are kept while the handshake runs, and released when it waits
+	 * for the client, when it is done, and whenever they empty after that
+	 * (atlas_tls_handshake). Released each time they empty during the handshake too, the
+	 * buffers were allocated, wiped and freed again for every record the server wrote:
 	 * ten 17 KiB write buffers per TLS 1.3 handshake.
 	 */
 	SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);

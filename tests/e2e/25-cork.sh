@@ -34,7 +34,8 @@ is_eq "corked bytes go out when the server waits without uncorking" "$(ask forge
 	"forget: all 500 bytes within 1 s"
 is_eq "uncorked into a full socket, then waiting for a request: the bytes still arrive" \
 	"$(ask full)" "full: all 10000 bytes, then pong"
-is_eq "the same on a blocking fd: the bytes still arrive" "$(ask blockfull)" \
+is_eq "the same on a blocking fd (the uncork waits for room): the bytes still arrive" \
+	"$(ask blockfull)" \
 	"blockfull: all 10000 bytes, then pong"
 is_eq "shutdown(SHUT_WR) with the socket full: the bytes, then close_notify" "$(ask shut)" \
 	"shut: all 10000 bytes, then close_notify"
@@ -45,7 +46,7 @@ done
 is_match "the close with bytes unsent handed them on (linger.c), logged" \
 	"$(cat "$(server_log cork)")" "closed with [0-9]+ bytes unsent: sending them after close"
 is_no_match "no warning or error from Atlas" "$(cat "$(server_log cork)")" "atlas: (warning|error)"
-is_no_match "the server saw nothing wrong (an uncork never waits; a write after shutdown fails)" \
+is_no_match "the server saw nothing wrong (an uncork on a non-blocking fd never waits; a write after shutdown fails with EPIPE)" \
 	"$(cat "$(server_log cork)")" "corksrv: "
 if server_alive cork; then
 	pass "the server is still running (no event for an fd it closed)"

@@ -29,37 +29,58 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-typedef long (*ptrace_fn)(int, pid_t, void *, void *);
+/* glibc's ptrace is variadic: so is the pointer it is called through. */
+typedef long (*ptrace_fn)(int, ...);
+
+/* The host's full XSAVE size, once a padded SETREGSET worked (0: not needed yet). */
+static size_t padded_size;
 
 /* The host's full XSAVE size: what a GETREGSET with room to spare fills in. 0: unknown. */
 static size_t host_xstate_size(ptrace_fn real, pid_t pid)
 {
-	static size_t size;
 	size_t cap = 64 * 1024;
 	struct iovec iov;
+	size_t size = 0;
 
-	if (__atomic_load_n(&size, __ATOMIC_RELAXED) != 0)
-		return size;
 	iov.iov_base = calloc(1, cap);
 	iov.iov_len = cap;
 	if (iov.iov_base == NULL)
 		return 0;
 	if (real(PTRACE_GETREGSET, pid, (void *)NT_X86_XSTATE, &iov) == 0 && iov.iov_len < cap)
-		__atomic_store_n(&size, iov.iov_len, __ATOMIC_RELAXED);
+		size = iov.iov_len;
 	free(iov.iov_base);
 	return size;
+}
+
+/* UML's state, then zeros, in a buffer of size bytes kept per thread. */
+static struct iovec *padded(const struct iovec *iov, size_t size)
+{
+	static __thread struct iovec out;
+	static __thread size_t have;
+
+	if (have < size) {
+		free(out.iov_base);
+		have = 0;
+		out.iov_base = malloc(size);
+		if (out.iov_base == NULL)
+			return NULL;
+		have = size;
+	}
+	memcpy(out.iov_base, iov->iov_base, iov->iov_len);
+	memset((char *)out.iov_base + iov->iov_len, 0, size - iov->iov_len);
+	out.iov_len = size;
+	return &out;
 }
 
 long ptrace(enum __ptrace_request request, ...)
 {
 	static ptrace_fn real;
-	struct iovec *iov, padded;
+	struct iovec *iov, *pad;
 	va_list ap;
 	pid_t pid;
 	void *addr, *data;
 	size_t full;
 	long r;
-	int saved;
 
 	va_start(ap, request);
 	pid = va_arg(ap, pid_t);
@@ -72,26 +93,28 @@ long ptrace(enum __ptrace_request request, ...)
 		errno = ENOSYS;
 		return -1;
 	}
-	r = real((int)request, pid, addr, data);
-	if (r == 0 || errno != EFAULT || request != PTRACE_SETREGSET ||
-	    (unsigned long)addr != NT_X86_XSTATE || data == NULL)
-		return r;
+	if (request != PTRACE_SETREGSET || (unsigned long)addr != NT_X86_XSTATE || data == NULL)
+		return real((int)request, pid, addr, data);
 	iov = data;
-	full = host_xstate_size(real, pid);
+	full = __atomic_load_n(&padded_size, __ATOMIC_RELAXED);
 	if (full <= iov->iov_len) {
+		/* As UML asked; padded only once that is known to fail. */
+		r = real((int)request, pid, addr, data);
+		if (r == 0 || errno != EFAULT)
+			return r;
+		full = host_xstate_size(real, pid);
+		if (full <= iov->iov_len) {
+			errno = EFAULT;
+			return -1;
+		}
+	}
+	pad = padded(iov, full);
+	if (pad == NULL) {
 		errno = EFAULT;
 		return -1;
 	}
-	padded.iov_base = calloc(1, full);
-	if (padded.iov_base == NULL) {
-		errno = EFAULT;
-		return -1;
-	}
-	memcpy(padded.iov_base, iov->iov_base, iov->iov_len);
-	padded.iov_len = full;
-	r = real((int)request, pid, addr, &padded);
-	saved = errno;
-	free(padded.iov_base);
-	errno = saved;
+	r = real((int)request, pid, addr, pad);
+	if (r == 0)
+		__atomic_store_n(&padded_size, full, __ATOMIC_RELAXED);
 	return r;
 }
