@@ -185,7 +185,7 @@ clean:
 # haproxy and hitch; results in build/bench/ (tests/bench/run.sh says what it measures).
 # BENCH_QUICK=1 make bench is a smoke run of a minute or two.
 BENCH_PKGS := $(DEMO_PKGS) nginx stunnel4 haproxy hitch wrk python3-matplotlib procps \
-	user-mode-linux kmod iproute2
+	user-mode-linux kmod iproute2 valgrind
 
 # make check runs tests/e2e/70-bench-smoke.sh (the harness in quick mode): it needs the proxies too.
 CHECK_PKGS += stunnel4 haproxy hitch python3-matplotlib

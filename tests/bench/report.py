@@ -3,7 +3,8 @@
 
 Reads OUTDIR/raw.csv (rep,flavour,workload,figure,value), OUTDIR/uml.csv (the kernel path,
 inside User-Mode Linux), OUTDIR/checks.csv, OUTDIR/meta.txt and OUTDIR/idle-rss.md (where
-tests/bench/idle-rss.sh ran); writes OUTDIR/results.md and OUTDIR/results.png.
+tests/bench/idle-rss.sh ran) and OUTDIR/instructions.md (tests/bench/instructions.sh); writes OUTDIR/results.md and
+OUTDIR/results.png.
 
 Every figure is given as min / median / max over the repetitions, and its median as a
 ratio to nginx's own TLS (the ratio of medians). Exits 1, naming them, when a cell that the
@@ -220,6 +221,16 @@ def main():
         md.append(open(idle).read().strip() + "\n")
     else:
         md.append("Not measured in this run (tests/bench/idle-rss.sh was not there, or BENCH_IDLE=0).\n")
+
+    md.append("## Instructions per unit of work (callgrind): a figure machine load does not move\n")
+    instr = os.path.join(OUT, "instructions.md")
+    if os.path.exists(instr) and open(instr).read().strip():
+        md.append("nginx as one process under `valgrind --tool=callgrind` (tests/bench/instructions.sh): "
+                  "user-space instructions of the server over the requests or handshakes its client "
+                  "completed; the kernel's work is not counted.\n")
+        md.append(open(instr).read().strip() + "\n")
+    else:
+        md.append("Not measured in this run (BENCH_INSTR=0).\n")
 
     md.append("## Targets (issue 6), as measured in this run\n")
     md.append("| target | ratio | wanted | |")

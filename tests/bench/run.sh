@@ -27,6 +27,7 @@
 #   BENCH_UML=0         skip the kernel-path part (default 1)
 #   BENCH_UML_MB=N      file size inside UML (default 64; 4 when quick: UML moves ~4 MB/s)
 #   BENCH_IDLE=0        skip tests/bench/idle-rss.sh (default 1)
+#   BENCH_INSTR=0       skip tests/bench/instructions.sh (callgrind; default 1)
 #   BENCH_PIN=0         let clients and servers share every CPU (default 1 on 2 or more
 #                       CPUs: servers on the first half of the CPUs, clients on the rest)
 # Prints "ok - " / "not ok - " for every check (tests/e2e/lib.sh) and "# " notes;
@@ -59,7 +60,7 @@ for prog in curl wrk openssl /usr/sbin/nginx /usr/bin/stunnel4 /usr/sbin/haproxy
 	}
 done
 mkdir -p "$OUT"
-rm -f "$OUT"/{raw.csv,checks.csv,uml.csv,idle-rss.md,meta.txt,results.md,results.png}
+rm -f "$OUT"/{raw.csv,checks.csv,uml.csv,idle-rss.md,instructions.md,meta.txt,results.md,results.png}
 echo "rep,flavour,workload,figure,value" >"$OUT/raw.csv"
 echo "flavour,check,result" >"$OUT/checks.csv"
 T0=$(date +%s)
@@ -330,6 +331,25 @@ if [ "${BENCH_IDLE:-1}" = 1 ]; then
 	else
 		fail "idle-rss.sh: memory per idle connection measured (${idle_args[*]}): status $rc"
 		note_file "$T/idle.err"
+	fi
+fi
+
+# tests/bench/instructions.sh counts, with callgrind, the instructions nginx runs per request
+# and per handshake, plain, with Atlas loaded and no TLS port, with its own TLS and under
+# Atlas: figures that other jobs on the machine do not move. Table and lines as above.
+if [ "${BENCH_INSTR:-1}" = 1 ]; then
+	instr_args=(-s 5)
+	[ "$QUICK" = 1 ] && instr_args=(-s 1)
+	bash "$BENCH_DIR/instructions.sh" "${instr_args[@]}" >"$OUT/instructions.md" 2>"$T/instr.err"
+	rc=$?
+	grep -E '^(ok - |not ok - )' "$T/instr.err"
+	N_PASS=$((N_PASS + $(grep -c '^ok - ' "$T/instr.err")))
+	N_FAIL=$((N_FAIL + $(grep -c '^not ok - ' "$T/instr.err")))
+	if [ "$rc" -eq 0 ]; then
+		pass "instructions.sh: instructions per request and per handshake counted (${instr_args[*]})"
+	else
+		fail "instructions.sh: instructions per request and per handshake counted (${instr_args[*]})"
+		note_file "$T/instr.err"
 	fi
 fi
 

@@ -2,7 +2,8 @@
 # 70: `make bench`'s harness (tests/bench/run.sh) runs end to end and fills its table.
 # A smoke run on the host: BENCH_QUICK=1 (16 MiB file, 1 s per wrk and s_time, one
 # repetition), without the UML part (45-servers-ktls and 3x-ktls prove the kernel path;
-# the bench's UML part takes minutes) and without the idle-connection memory.
+# the bench's UML part takes minutes) and without the idle-connection memory; with the
+# callgrind counts (tests/bench/instructions.sh, 1 s per load).
 # Checks that every flavour started, negotiated TLS 1.3 TLS_AES_128_GCM_SHA256, gave
 # every figure its workloads should (no missing cell), and that the plot was written;
 # and that the report refuses a run with a figure missing. Speed is never asserted.
@@ -40,6 +41,8 @@ done
 check "results.md has a row per flavour and no missing cell" \
 	bash -c "[ \$(grep -c '^| .* | .*[0-9]' '$OUT/results.md') -ge 10 ] && ! grep -q missing '$OUT/results.md'"
 is_match "results.md lists the targets" "$(cat "$OUT/results.md" 2>/dev/null)" '^\| Atlas/nginx TLS, CPU per request \| [0-9.]+ \|'
+is_match "results.md has the callgrind counts (instructions.sh)" "$(cat "$OUT/results.md" 2>/dev/null)" \
+	'^\| per full handshake, ECDSA P-256, TLS 1.3 \| [0-9]+ \| nginx.s own TLS [0-9]+ \| [0-9.]+ \|'
 is_match "results.png is a PNG" "$(file -b "$OUT/results.png" 2>/dev/null)" '^PNG image data'
 is_no_match "no flavour negotiated another suite" "$(cat "$OUT/checks.csv" 2>/dev/null)" 'WRONG'
 
