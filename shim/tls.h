@@ -48,14 +48,24 @@ SSL *atlas_tls_ssl_new(SSL_CTX *ctx, struct atlas_conn *c);
 bool atlas_tls_wipe_init(void);
 
 /*
- * SSL_do_handshake and SSL_free, with every block OpenSSL frees meanwhile
- * zeroed first. OpenSSL 3.0 frees without wiping the SSL object, which holds
- * the connection's traffic secrets (the kernel's keys after offload), and,
- * during the handshake, the DER of the TLS 1.2 session it encrypts into a
- * ticket (the master secret). The data path (SSL_read, SSL_write), whose
- * buffers hold no key, is not slowed. atlas_tls_ssl_free accepts NULL.
+ * SSL_do_handshake and SSL_free, with the blocks OpenSSL frees unwiped that hold
+ * a session's secrets zeroed first. OpenSSL 3.0 frees without wiping the SSL
+ * object, which holds the connection's traffic secrets (the kernel's keys after
+ * offload), and, while it seals or opens a session ticket, the session's DER (the
+ * TLS 1.2 master secret, the TLS 1.3 resumption secret): SSL_free wipes every
+ * block, a handshake step every block from the moment a ticket is sealed or
+ * opened (tls.c: ticket_key_cb). The rest of the handshake and the data path
+ * (SSL_read, SSL_write) are not slowed. atlas_tls_ssl_free accepts NULL.
  */
 int atlas_tls_handshake(SSL *ssl);
 void atlas_tls_ssl_free(SSL *ssl);
+
+/*
+ * A test's view of each block OpenSSL frees (its usable size, and whether it is
+ * about to be wiped): defined only by tests/unit/test_tls_wipe.c, NULL in the
+ * library (a hidden weak reference: no host symbol can take its place).
+ */
+__attribute__((weak, visibility("hidden"))) void atlas_tls_free_observer(const void *p, size_t size,
+									 bool wiped);
 
 #endif
