@@ -48,14 +48,14 @@ SSL *atlas_tls_ssl_new(SSL_CTX *ctx, struct atlas_conn *c);
 bool atlas_tls_wipe_init(void);
 
 /*
- * SSL_do_handshake and SSL_free, with the blocks OpenSSL frees unwiped that hold
- * a session's secrets zeroed first. OpenSSL 3.0 frees without wiping the SSL
- * object, which holds the connection's traffic secrets (the kernel's keys after
- * offload), and, while it seals or opens a session ticket, the session's DER (the
- * TLS 1.2 master secret, the TLS 1.3 resumption secret): SSL_free wipes every
- * block, a handshake step every block from the moment a ticket is sealed or
- * opened (tls.c: ticket_key_cb). The rest of the handshake and the data path
- * (SSL_read, SSL_write) are not slowed. atlas_tls_ssl_free accepts NULL.
+ * SSL_do_handshake and SSL_free, with every block OpenSSL frees meanwhile
+ * zeroed first (the record buffers released when a handshake step ends
+ * aside: they hold records). OpenSSL 3.0 frees without wiping the SSL object,
+ * which holds the connection's traffic secrets (the kernel's keys after
+ * offload), and, during the handshake, the DER of the session it seals into a
+ * ticket or opens from one, and the TLS 1.3 handshake secret (the HKDF salt
+ * when the master secret is derived). The data path (SSL_read, SSL_write),
+ * whose buffers hold no key, is not slowed. atlas_tls_ssl_free accepts NULL.
  */
 int atlas_tls_handshake(SSL *ssl);
 void atlas_tls_ssl_free(SSL *ssl);
