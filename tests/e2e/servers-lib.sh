@@ -7,6 +7,7 @@
 # The settings, which servers-ktls.sh changes for UML:
 #   SV_BIG_MB      size of big.bin in MiB (64)
 #   SV_WRK_SECS    how long wrk runs (5)
+#   SV_WRK_TIMEOUT wrk's limit for one request, beyond which it counts an error (2s, wrk's own)
 #   SV_PATH_RE     what every TLS connection's log line must end with
 #   SV_START_SECS  how long a server may take to listen (10)
 #   SV_PROMPT_MS   how fast a client must be served while others stall (3000)
@@ -201,7 +202,8 @@ sv_concurrent() {
 # sv_wrk LABEL NAME URL: wrk -t2 -c32 over https, no Lua script, zero errors.
 sv_wrk() {
 	local label=$1 name=$2 url=$3 out reqs rps
-	out=$(timeout $((SV_WRK_SECS + 30)) wrk -t2 -c32 -d"${SV_WRK_SECS}s" "$url" 2>&1)
+	out=$(timeout $((SV_WRK_SECS + 60)) wrk -t2 -c32 -d"${SV_WRK_SECS}s" \
+		--timeout "${SV_WRK_TIMEOUT:-2s}" "$url" 2>&1)
 	reqs=$(printf '%s\n' "$out" | sed -n 's/^ *\([0-9][0-9]*\) requests in .*/\1/p')
 	rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec: *//p')
 	if [ -n "$reqs" ] && [ "$reqs" -gt 0 ] && ! grep -qE 'Socket errors|Non-2xx' <<<"$out"; then
