@@ -79,10 +79,12 @@ bench_want_cipher() {
 }
 bench_want_version() { if [ "$BENCH_TLS" = 12 ]; then echo TLSv1.2; else echo TLSv1.3; fi; }
 
-# nginx_conf DIR PORT [tls|ktls]: a config with 2 workers, sendfile on, no access log,
-# keep-alive without a request limit (wrk's connections stay up for the whole run).
+# nginx_conf DIR PORT [plain|tls|ktls] [single]: a config with 2 workers (single: one
+# process, no master), sendfile on, no access log, keep-alive without a request limit
+# (wrk's connections stay up for the whole run).
 nginx_conf() {
-	local d=$1 port=$2 mode=${3:-plain} listen ssl=""
+	local d=$1 port=$2 mode=${3:-plain} listen ssl="" procs="master_process on; worker_processes 2;"
+	[ "${4:-}" = single ] && procs="master_process off; worker_processes 1;"
 	mkdir -p "$d"
 	listen="listen 127.0.0.1:$port"
 	if [ "$mode" != plain ]; then
@@ -97,8 +99,7 @@ nginx_conf() {
 	fi
 	cat >"$d/nginx.conf" <<-EOF
 		daemon off;
-		master_process on;
-		worker_processes 2;
+		$procs
 		worker_rlimit_nofile 8192;
 		pid $d/nginx.pid;
 		error_log stderr warn;

@@ -28,6 +28,7 @@ while [ $# -gt 0 ]; do
 done
 exec 3>&1 1>&2
 . "$(dirname "$0")/../e2e/lib.sh"
+. "$(dirname "$0")/flavours.sh" # nginx_conf
 START_SECS=60 # valgrind starts nginx slowly
 
 for prog in valgrind callgrind_control callgrind_annotate wrk openssl /usr/sbin/nginx; do
@@ -37,41 +38,11 @@ for prog in valgrind callgrind_control callgrind_annotate wrk openssl /usr/sbin/
 	}
 done
 make_certs
+CERT=$EC_CERT KEY=$EC_KEY BENCH_TLS=13 # nginx_conf's TLS: 1.3, AES-128-GCM, ECDSA P-256
 WWW=$T/www
 mkdir -p "$WWW"
 head -c 4096 /dev/urandom >"$WWW/f4k"
 printf 'hi\n' >"$WWW/small"
-
-# nginx_one NAME PORT [ssl]: a one-process nginx config serving $WWW on PORT.
-nginx_one() {
-	local d=$T/$1 ssl=""
-	mkdir -p "$d"
-	[ "${3:-}" = ssl ] && ssl="ssl; ssl_certificate $EC_CERT; ssl_certificate_key $EC_KEY;
-		ssl_session_cache off; ssl_protocols TLSv1.3;
-		ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256"
-	cat >"$d/nginx.conf" <<-EOF
-		daemon off;
-		master_process off;
-		worker_processes 1;
-		pid $d/nginx.pid;
-		error_log stderr warn;
-		events { use epoll; worker_connections 1024; }
-		http {
-			access_log off;
-			sendfile on;
-			tcp_nopush on;
-			keepalive_requests 100000000;
-			client_body_temp_path $d/body;
-			proxy_temp_path $d/proxy;
-			fastcgi_temp_path $d/fastcgi;
-			uwsgi_temp_path $d/uwsgi;
-			scgi_temp_path $d/scgi;
-			default_type application/octet-stream;
-			server { listen 127.0.0.1:$2 $ssl; root $WWW; }
-		}
-	EOF
-	echo "$d/nginx.conf"
-}
 
 # total OUTFILE: the instructions callgrind counted in one dump.
 total() {
@@ -84,7 +55,8 @@ total() {
 measure() {
 	local name=$1 kind=$2 port=$3 scheme=$4 conf pid n out ir
 	shift 5
-	conf=$(nginx_one "$name-$kind" "$port" "$([ "$name" = nginx-tls ] && echo ssl)")
+	conf=$T/$name-$kind/nginx.conf
+	nginx_conf "${conf%/*}" "$port" "$([ "$name" = nginx-tls ] && echo tls || echo plain)" single
 	start_server "$name-$kind" "$port" -- env "$@" valgrind --tool=callgrind \
 		--callgrind-out-file="$T/cg.$name-$kind" /usr/sbin/nginx -c "$conf" -e stderr >&2 || return 1
 	pid=$(server_pid "$name-$kind")

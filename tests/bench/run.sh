@@ -314,43 +314,42 @@ fi
 
 # ---- idle-connection memory (tests/bench/idle-rss.sh) --------------------------------------------
 
+# sub_tool SCRIPT TABLE WHAT ARGS...: run tests/bench/SCRIPT, its markdown table (stdout)
+# into OUT/TABLE for results.md as it is; its progress and its own "ok - " / "not ok - "
+# lines go to stderr, and those lines count here.
+sub_tool() {
+	local script=$1 table=$2 what=$3 err=$T/${1%.sh}.err rc
+	shift 3
+	bash "$BENCH_DIR/$script" "$@" >"$OUT/$table" 2>"$err"
+	rc=$?
+	grep -E '^(ok - |not ok - )' "$err"
+	N_PASS=$((N_PASS + $(grep -c '^ok - ' "$err")))
+	N_FAIL=$((N_FAIL + $(grep -c '^not ok - ' "$err")))
+	if [ "$rc" -eq 0 ]; then
+		pass "$script: $what ($*)"
+	else
+		fail "$script: $what ($*): status $rc"
+		note_file "$err"
+	fi
+}
+
 # tests/bench/idle-rss.sh measures the RSS of nginx holding 1000 idle TLS connections
 # (plain, under Atlas, nginx's own TLS), on the host and inside UML (quick mode: 200, host
-# only). Its table (stdout) goes into results.md as it is; its progress and its own
-# "ok - " / "not ok - " lines go to stderr, and those lines count here.
+# only).
 if [ "${BENCH_IDLE:-1}" = 1 ]; then
 	idle_args=(-n 1000)
 	[ "$QUICK" = 1 ] && idle_args=(-n 200 --no-uml)
-	bash "$BENCH_DIR/idle-rss.sh" "${idle_args[@]}" >"$OUT/idle-rss.md" 2>"$T/idle.err"
-	rc=$?
-	grep -E '^(ok - |not ok - )' "$T/idle.err"
-	N_PASS=$((N_PASS + $(grep -c '^ok - ' "$T/idle.err")))
-	N_FAIL=$((N_FAIL + $(grep -c '^not ok - ' "$T/idle.err")))
-	if [ "$rc" -eq 0 ]; then
-		pass "idle-rss.sh: memory per idle connection measured (${idle_args[*]})"
-	else
-		fail "idle-rss.sh: memory per idle connection measured (${idle_args[*]}): status $rc"
-		note_file "$T/idle.err"
-	fi
+	sub_tool idle-rss.sh idle-rss.md "memory per idle connection measured" "${idle_args[@]}"
 fi
 
 # tests/bench/instructions.sh counts, with callgrind, the instructions nginx runs per request
 # and per handshake, plain, with Atlas loaded and no TLS port, with its own TLS and under
-# Atlas: figures that other jobs on the machine do not move. Table and lines as above.
+# Atlas: figures that other jobs on the machine do not move.
 if [ "${BENCH_INSTR:-1}" = 1 ]; then
 	instr_args=(-s 5)
 	[ "$QUICK" = 1 ] && instr_args=(-s 1)
-	bash "$BENCH_DIR/instructions.sh" "${instr_args[@]}" >"$OUT/instructions.md" 2>"$T/instr.err"
-	rc=$?
-	grep -E '^(ok - |not ok - )' "$T/instr.err"
-	N_PASS=$((N_PASS + $(grep -c '^ok - ' "$T/instr.err")))
-	N_FAIL=$((N_FAIL + $(grep -c '^not ok - ' "$T/instr.err")))
-	if [ "$rc" -eq 0 ]; then
-		pass "instructions.sh: instructions per request and per handshake counted (${instr_args[*]})"
-	else
-		fail "instructions.sh: instructions per request and per handshake counted (${instr_args[*]})"
-		note_file "$T/instr.err"
-	fi
+	sub_tool instructions.sh instructions.md "instructions per request and per handshake counted" \
+		"${instr_args[@]}"
 fi
 
 # ---- the report --------------------------------------------------------------------------------------
