@@ -127,12 +127,18 @@ fi
 abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }
 export ATLAS_PORTS ATLAS_KTLS ATLAS_HANDSHAKE_TIMEOUT_MS ATLAS_LOG_LEVEL
 export ATLAS_CERT="$(abs "$ATLAS_CERT")" ATLAS_KEY="$(abs "$ATLAS_KEY")"
-# ATLAS_PRELOAD_FIRST: libraries that must precede Atlas in LD_PRELOAD: a sanitizer's runtime
-# (libasan.so.8 for build/asan/libatlas.so) must be the first library loaded of all.
-first=""
+# ATLAS_PRELOAD_FIRST and ATLAS_PRELOAD_AFTER: libraries to put before and after Atlas in
+# LD_PRELOAD, for the sanitizer builds: ASan's runtime (libasan.so.8 for
+# build/asan/libatlas.so) must be the first library loaded of all; TSan's goes after Atlas
+# (tests/e2e/51-sanitizers.sh says why).
+first="" after=""
 for f in ${ATLAS_PRELOAD_FIRST:-}; do
 	[ -r "$f" ] || die "ATLAS_PRELOAD_FIRST: cannot read '$f'"
 	first+="$(abs "$f") "
 done
-export LD_PRELOAD="$first$(abs "$lib")${LD_PRELOAD:+ $LD_PRELOAD}"
+for f in ${ATLAS_PRELOAD_AFTER:-}; do
+	[ -r "$f" ] || die "ATLAS_PRELOAD_AFTER: cannot read '$f'"
+	after+=" $(abs "$f")"
+done
+export LD_PRELOAD="$first$(abs "$lib")$after${LD_PRELOAD:+ $LD_PRELOAD}"
 exec "$@"

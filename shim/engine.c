@@ -69,7 +69,7 @@ static int op_write(SSL *ssl, void *buf, size_t len, size_t *done)
 static void wb_release(struct atlas_conn *c)
 {
 	free(c->wb);
-	c->wb = NULL;
+	__atomic_store_n(&c->wb, NULL, __ATOMIC_RELAXED); /* holds_gathered reads it unlocked */
 	c->wb_len = 0;
 	c->wb_sealed = 0;
 	atlas_ready_gather_update(c);
@@ -346,15 +346,14 @@ static void mark_broken(struct atlas_conn *c, int fd, int herr)
 }
 
 /*
- * Runs op on an open connection, finishing the handshake first, and returns
- * what the system call would. A blocking fd (or force_block) waits, unlocked,
- * for the readiness OpenSSL asks for; a non-blocking one gets EAGAIN. op may
- * be NULL to only finish the handshake (returns 0).
+ * run_op's loop; *waited tells whether it waited, unlocked, for room to send a
+ * record OpenSSL holds partly sent (counted in c->tx_waiting meanwhile).
  */
-static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block, bool is_write,
-		      ssl_op_fn op, void *buf, size_t len)
+static ssize_t run_op_loop(struct atlas_conn *c, int fd, int flags, bool force_block, bool is_write,
+			   ssl_op_fn op, void *buf, size_t len, bool *waited)
 {
 	int nonblock = -1; /* unknown until the first wait: F_GETFL costs a system call */
+	bool in_tx_wait = false;
 
 	for (;;) {
 		enum step s;
@@ -362,6 +361,10 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 		int r, e, herr = 0;
 
 		pthread_mutex_lock(&c->lock);
+		if (in_tx_wait) {
+			c->tx_waiting--; /* the retry below runs under this same lock hold */
+			in_tx_wait = false;
+		}
 		c->io_fd = fd;
 		s = handshake_step(c, fd);
 		/* The host's waits as it asked them again (unless a sealed flush waits: op_flush). */
@@ -384,8 +387,12 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 				return -1;
 			}
 			if (is_write && ((SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN) ||
-					 (c->wr_closed && op != op_flush))) {
-				/* After shutdown(SHUT_WR), as for a plain socket. */
+					 (c->wr_closed && op != op_flush && !*waited))) {
+				/*
+				 * After shutdown(SHUT_WR), as for a plain socket; but a write that
+				 * was waiting for room finishes the record OpenSSL began sending
+				 * (the shutdown's close_notify and FIN wait for it).
+				 */
 				pthread_mutex_unlock(&c->lock);
 				errno = EPIPE;
 				return -1;
@@ -437,8 +444,20 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 			errno = EAGAIN;
 			return -1;
 		}
+		if (is_write && !in_handshake && s == STEP_WANT_WRITE) {
+			c->tx_waiting++;
+			in_tx_wait = *waited = true;
+		}
 		pthread_mutex_unlock(&c->lock);
 		if (wait_ready(c, fd, want, in_handshake) < 0) {
+			if (in_tx_wait) {
+				int saved = errno;
+
+				pthread_mutex_lock(&c->lock);
+				c->tx_waiting--;
+				pthread_mutex_unlock(&c->lock);
+				errno = saved;
+			}
 			if (in_handshake && errno == ETIMEDOUT) {
 				pthread_mutex_lock(&c->lock);
 				if (c->state == ATLAS_CONN_NEW || c->state == ATLAS_CONN_HANDSHAKE)
@@ -449,6 +468,31 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 			return -1;
 		}
 	}
+}
+
+static bool fin_due(struct atlas_conn *c);
+static void shutdown_wr_now(struct atlas_conn *c, int fd);
+
+/*
+ * Runs op on an open connection, finishing the handshake first, and returns
+ * what the system call would. A blocking fd (or force_block) waits, unlocked,
+ * for the readiness OpenSSL asks for; a non-blocking one gets EAGAIN. op may
+ * be NULL to only finish the handshake (returns 0). A write that waited may
+ * have held up a shutdown(SHUT_WR) of another thread: it sends the FIN then.
+ */
+static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block, bool is_write,
+		      ssl_op_fn op, void *buf, size_t len)
+{
+	bool waited = false;
+	ssize_t r = run_op_loop(c, fd, flags, force_block, is_write, op, buf, len, &waited);
+
+	if (waited && fin_due(c)) {
+		int saved = errno;
+
+		shutdown_wr_now(c, fd);
+		errno = saved;
+	}
+	return r;
 }
 
 static size_t iov_total(const struct iovec *iov, int iovcnt)
@@ -630,8 +674,11 @@ static enum gather gather_locked(struct atlas_conn *c, int fd, const struct iove
 	if (!c->corked || c->tx_retry || c->state != ATLAS_CONN_OPEN || c->ssl == NULL)
 		return GATHER_DIRECT;
 	if (c->wb == NULL) {
-		if (rest >= ATLAS_RECORD_MAX || (c->wb = malloc(ATLAS_RECORD_MAX)) == NULL)
+		unsigned char *wb = rest >= ATLAS_RECORD_MAX ? NULL : malloc(ATLAS_RECORD_MAX);
+
+		if (wb == NULL)
 			return GATHER_DIRECT; /* whole records; or out of memory: as uncorked */
+		__atomic_store_n(&c->wb, wb, __ATOMIC_RELAXED); /* as in wb_release */
 	}
 	c->wb_fd = fd; /* the latest fd: the one a wait would flush through */
 	atlas_ready_gather_update(c);
@@ -646,7 +693,23 @@ static bool holds_gathered(const struct atlas_conn *c)
 	return __atomic_load_n(&c->wb, __ATOMIC_RELAXED) != NULL;
 }
 
-static void shutdown_wr_now(struct atlas_conn *c, int fd);
+/*
+ * A shutdown(SHUT_WR) waits (c->shut_wr) while the bytes gathered under the
+ * cork wait for room, or while another thread's write waits for room to
+ * finish the record OpenSSL began sending. Is the wait over? Then the caller
+ * sends close_notify and the FIN, and no other thread does.
+ */
+static bool fin_due(struct atlas_conn *c)
+{
+	bool due;
+
+	pthread_mutex_lock(&c->lock);
+	due = c->shut_wr && c->wb == NULL && !(c->tx_retry && c->tx_waiting > 0);
+	if (due)
+		c->shut_wr = 0;
+	pthread_mutex_unlock(&c->lock);
+	return due;
+}
 
 /*
  * Sends what was gathered, waiting as flags, force_block and the fd's mode
@@ -656,18 +719,11 @@ static void shutdown_wr_now(struct atlas_conn *c, int fd);
  */
 static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_block)
 {
-	bool shut;
-
 	if (!holds_gathered(c))
 		return 0;
 	if (run_op(c, fd, flags, force_block, true, op_flush, c, 0) < 0)
 		return -1;
-	pthread_mutex_lock(&c->lock);
-	shut = c->shut_wr && c->wb == NULL;
-	if (shut)
-		c->shut_wr = 0; /* this thread sends close_notify and the FIN, once */
-	pthread_mutex_unlock(&c->lock);
-	if (shut)
+	if (fin_due(c))
 		shutdown_wr_now(c, fd); /* a shutdown(SHUT_WR) that waited for these bytes */
 	return 0;
 }
@@ -718,7 +774,8 @@ int atlas_engine_setsockopt_tcp(struct atlas_conn *c, int fd, int name, int on)
 {
 	if (name == TCP_CORK) {
 		pthread_mutex_lock(&c->lock);
-		c->corked = on != 0;
+		/* Atomic: send_iov reads it unlocked. */
+		__atomic_store_n(&c->corked, on != 0, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&c->lock);
 		/*
 		 * The uncork succeeds, as the kernel's. On a non-blocking fd what cannot go out
@@ -1024,24 +1081,25 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 	if (how == SHUT_WR || how == SHUT_RDWR) {
 		/* First, so that no other thread gathers more behind the flush below. */
 		pthread_mutex_lock(&c->lock);
-		c->wr_closed = 1;
+		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED); /* read unlocked too */
 		pthread_mutex_unlock(&c->lock);
 		/*
 		 * The bytes gathered under TCP_CORK first. If they cannot go yet, close_notify
 		 * and the FIN wait for them, as the kernel's FIN waits for its queue: the host's
-		 * next call on the connection, or its close, sends them, then shuts down.
+		 * next call on the connection, or its close, sends them, then shuts down. So
+		 * they do for a record OpenSSL began sending for a write that waits for room
+		 * in another thread: that write finishes it, then shuts down.
 		 */
-		if (flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN) {
-			bool defer;
+		bool wb_waits = flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN;
+		bool defer;
 
-			/* Under the lock: a flush on another thread may have sent them meanwhile. */
-			pthread_mutex_lock(&c->lock);
-			defer = c->wb != NULL;
-			c->shut_wr = defer;
-			pthread_mutex_unlock(&c->lock);
-			if (defer)
-				return how == SHUT_RDWR ? atlas_real.shutdown(fd, SHUT_RD) : 0;
-		}
+		/* Under the lock: a flush or write on another thread may have sent them meanwhile. */
+		pthread_mutex_lock(&c->lock);
+		defer = (wb_waits && c->wb != NULL) || (c->tx_retry && c->tx_waiting > 0);
+		c->shut_wr = defer;
+		pthread_mutex_unlock(&c->lock);
+		if (defer)
+			return how == SHUT_RDWR ? atlas_real.shutdown(fd, SHUT_RD) : 0;
 		send_close_notify(c, fd, !fd_nonblocking(fd, 0));
 	}
 	return atlas_real.shutdown(fd, how);

@@ -5,8 +5,8 @@
 # nothing. Not part of make check (51-sanitizers.sh is): a tool for hunting.
 #
 # The scenarios start their servers through ./atlas-preload.sh, which takes
-# ATLAS_LIBRARY (build/KIND/libatlas.so) and ATLAS_PRELOAD_FIRST (the runtime it
-# was linked with); reports go to log_path files under build/sanitize-e2e/.
+# ATLAS_LIBRARY (build/KIND/libatlas.so) and ATLAS_PRELOAD_FIRST or _AFTER (the
+# runtime it was linked with); reports go to log_path files under build/sanitize-e2e/.
 # One "ok -"/"not ok -" line per scenario says whether anything was reported.
 # The scenario's own result is shown but not judged: its timing and memory
 # bounds are made for the normal build (ASan's quarantine and TSan's shadow
@@ -47,7 +47,10 @@ for s in "$@"; do
 	d=$PWD/$out/$kind-$s
 	rm -rf "$d"
 	mkdir -p "$d"
-	ATLAS_LIBRARY=$lib ATLAS_PRELOAD_FIRST=$rt \
+	# ASan's runtime before Atlas, TSan's after it (51-sanitizers.sh says why).
+	first=$rt after=""
+	[ "$kind" = tsan ] && first="" after=$rt
+	ATLAS_LIBRARY=$lib ATLAS_PRELOAD_FIRST=$first ATLAS_PRELOAD_AFTER=$after \
 		ASAN_OPTIONS="log_path=$d/asan:detect_leaks=0" \
 		UBSAN_OPTIONS="log_path=$d/ubsan:print_stacktrace=1" \
 		TSAN_OPTIONS="log_path=$d/tsan:suppressions=$PWD/tests/tsan-thirdparty.supp" \

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# shutdown(SHUT_WR) in one thread while another writes (mostly under TCP_CORK)
+# and a third waits on the socket: the races around a shutdown that must wait
+# for bytes not yet out (shim/engine.c: wr_closed, shut_wr, tx_waiting).
+# tests/e2e/progs/shutrace.c is the server (a thread per connection, blocking
+# sockets), tests/e2e/shutrace.py the client; each round is one connection,
+# with its own pause before the shutdown, buffer sizes and writes. What TCP
+# promises must hold over TLS too: every byte a write counted reaches the
+# client, then the end of the stream (close_notify, then the FIN), never
+# stuck behind bytes that had to wait; a write begun after shutdown() returned
+# fails with EPIPE. The same rounds on plain TCP first show that the kernel
+# keeps those promises, so that the test asks no more of Atlas than of it.
+source "$(dirname "$0")/lib.sh"
+make_certs
+cd "$ROOT" || exit 1
+
+cc -O1 -g -Wall -pthread -o "$T/shutrace" tests/e2e/progs/shutrace.c || {
+	fail "cannot build tests/e2e/progs/shutrace.c"
+	finish
+}
+ROUNDS=${ATLAS_SHUTRACE_ROUNDS:-600}
+
+# race NAME PORT CA|--plain ROUNDS: the client's rounds against server NAME.
+race() {
+	timeout 300 "$PY" "$E2E_DIR/shutrace.py" "$2" "$3" "$4" 2>&1
+}
+
+port=$(free_port)
+if start_server plain "$port" -- "$T/shutrace" "$port"; then
+	is_match "plain TCP: every byte counted, then the FIN" "$(race plain "$port" --plain 200)" \
+		"^200 rounds: every byte, then the end of the stream"
+	is_no_match "plain TCP: the server saw nothing wrong" "$(cat "$(server_log plain)")" "shutrace: "
+	stop_server plain
+else
+	fail "shutrace starts"
+fi
+
+port=$(free_port)
+if ! start_server tls "$port" -- ./atlas-preload.sh --cert "$EC_CERT" --key "$EC_KEY" \
+	--ports "$port" -- "$T/shutrace" "$port"; then
+	fail "shutrace starts under Atlas"
+	finish
+fi
+is_match "under Atlas: every byte counted, then close_notify and the FIN ($ROUNDS rounds)" \
+	"$(race tls "$port" "$CA" "$ROUNDS")" "^$ROUNDS rounds: every byte, then the end of the stream"
+is_no_match "under Atlas: the server saw nothing wrong (every write counted arrived; none after shutdown succeeded)" \
+	"$(cat "$(server_log tls)")" "shutrace: "
+is_no_match "no warning or error from Atlas" "$(cat "$(server_log tls)")" "atlas: (warning|error)"
+if server_alive tls; then
+	pass "the server is still running"
+else
+	fail "the server is still running"
+	note_file "$(server_log tls)"
+fi
+stop_server tls
+finish
