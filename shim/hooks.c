@@ -60,15 +60,33 @@ static inline bool ours(int fd)
 }
 
 /*
- * Sending on fd needs Atlas: ours, and the kernel does not encrypt for it.
- * Once kernel TX has a connection, the host's own call is the fast path.
+ * TCP_CORK on fd is Atlas's: ours, and the kernel does not encrypt for it.
+ * Once kernel TX has a connection, the kernel corks.
+ */
+static inline bool ours_cork(int fd)
+{
+	struct atlas_conn *c = atlas_fdtab_peek(fd);
+
+	return __builtin_expect(c != NULL, 0) && atlas_crash_depth == 0 &&
+	       atlas_conn_path(c) < ATLAS_PATH_KERNEL_TX;
+}
+
+/*
+ * Sending on fd needs Atlas: ours, and the kernel does not encrypt for it, or
+ * the host has shut the connection down for writes. Once kernel TX has a
+ * connection, the host's own call is the fast path until then: after it, kTLS
+ * (Linux 6.1) takes writes, counts them as sent and never sends them, where
+ * TCP says EPIPE, so the engine says it instead. (A write that passed this
+ * test just before another thread's shutdown set wr_closed may still reach the
+ * kernel behind the close_notify: a window of a few instructions.)
  */
 static inline bool ours_tx(int fd)
 {
 	struct atlas_conn *c = atlas_fdtab_peek(fd);
 
 	return __builtin_expect(c != NULL, 0) && atlas_crash_depth == 0 &&
-	       atlas_conn_path(c) < ATLAS_PATH_KERNEL_TX;
+	       (atlas_conn_path(c) < ATLAS_PATH_KERNEL_TX ||
+		__atomic_load_n(&c->wr_closed, __ATOMIC_RELAXED));
 }
 
 /* Where a read on fd goes. */
@@ -670,7 +688,7 @@ ATLAS_HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_
 
 	if (__builtin_expect(level != IPPROTO_TCP, 1) ||
 	    (name != TCP_CORK && name != TCP_NODELAY) || val == NULL ||
-	    len < (socklen_t)sizeof(int) || !ours_tx(fd))
+	    len < (socklen_t)sizeof(int) || !ours_cork(fd))
 		return REAL(setsockopt)(fd, level, name, val, len);
 	c = enter(fd);
 	if (c == NULL)
@@ -685,7 +703,7 @@ ATLAS_HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len
 	struct atlas_conn *c;
 
 	if (__builtin_expect(level != IPPROTO_TCP, 1) || name != TCP_CORK || val == NULL ||
-	    len == NULL || *len < (socklen_t)sizeof(int) || !ours_tx(fd))
+	    len == NULL || *len < (socklen_t)sizeof(int) || !ours_cork(fd))
 		return REAL(getsockopt)(fd, level, name, val, len);
 	c = enter(fd);
 	if (c == NULL)

@@ -13,7 +13,9 @@
 #     SCM_RIGHTS and closes its copy first; the worker's answer arrives, then its
 #     close_notify (an acceptor that still owned the session would have ended it
 #     before the answer), Atlas logs the worker's adoption, and TlsCurrTxSw and
-#     TlsCurrRxSw are back where they were once both have exited.
+#     TlsCurrRxSw are back where they were once both have exited;
+#   - 28-shutdown-race's rounds (tests/e2e/progs/shutrace.c): shutdown(SHUT_WR)
+#     racing a corked writer and a poller, on the kernel path.
 . "$(dirname "$0")/lib.sh"
 . "$E2E_DIR/ktls-lib.sh"
 
@@ -27,7 +29,7 @@ done
 IN=$T/inner-32.sh
 ktls_inner "$IN"
 cat >>"$IN" <<'EOF'
-NGINX=8446 PYTHON=8447 OFF=8448 PLAIN=8449 HANDOFF13=8450 HANDOFF12=8451
+NGINX=8446 PYTHON=8447 OFF=8448 PLAIN=8449 HANDOFF13=8450 HANDOFF12=8451 RACE=8452 RACE_ROUNDS=100
 
 # get_ok LABEL OUT: tlsclient's GET of /big.bin was intact and closed by close_notify.
 get_ok() {
@@ -249,6 +251,26 @@ for v in 1.3:TLS_AES_256_GCM_SHA384:$HANDOFF13 1.2:ECDHE-ECDSA-AES128-GCM-SHA256
 	bad=$(grep -E '^atlas: (error|warn)' "$T/$name.log")
 	[ -z "$bad" ] && pass "$tag: Atlas logged no error or warning" || fail "$tag: Atlas logged: $bad"
 done
+
+# 28-shutdown-race's rounds on the kernel path: shutdown(SHUT_WR) in one thread while
+# another writes (its TCP_CORK goes to the kernel) and a third polls. Every byte a write
+# counted must arrive, then close_notify (Atlas's, through kTLS) and the FIN; no write
+# may succeed after shutdown() returned. The server's stderr says what it saw go wrong.
+if srv_start race $RACE --ktls require -- "$BIN/shutrace" $RACE; then
+	snap
+	out=$(timeout 600 /usr/bin/python3 "$ROOT/tests/e2e/shutrace.py" $RACE "$CA" $RACE_ROUNDS 2>&1)
+	is "shutdown racing writes, kernel path: every byte counted, then close_notify and the FIN" \
+		"$(head -n 1 <<<"$out")" "$RACE_ROUNDS rounds: every byte, then the end of the stream"
+	[ "$(head -n 1 <<<"$out")" = "$RACE_ROUNDS rounds: every byte, then the end of the stream" ] ||
+		note "$out"
+	is "shutdown racing writes: every round on kernel TX (TlsTxSw rose by $RACE_ROUNDS)" \
+		"$(delta TlsTxSw)" "$RACE_ROUNDS"
+	bad=$(grep -E '^(shutrace: |atlas: (error|warn))' "$T/race.log")
+	[ -z "$bad" ] && pass "shutdown racing writes: the server saw nothing wrong, Atlas logged no error or warning" ||
+		fail "shutdown racing writes: $(head -n 5 <<<"$bad")"
+	srv_alive race && pass "shutdown racing writes: the server is still running" ||
+		fail "shutdown racing writes: the server is still running"
+fi
 
 inner_done
 EOF

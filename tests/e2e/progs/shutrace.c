@@ -92,7 +92,8 @@ static void *writer(void *arg)
 			}
 			if (after)
 				fprintf(stderr,
-					"shutrace: seed %u: a write begun after shutdown() returned "
+					"shutrace: seed %u: a write begun after shutdown() "
+					"returned "
 					"wrote %zd bytes\n",
 					r->seed, n);
 			r->wrote += (size_t)n;
