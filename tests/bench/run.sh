@@ -4,6 +4,7 @@
 #   raw.csv      one line per measurement: rep,flavour,workload,figure,value
 #   checks.csv   what was checked per flavour (negotiated version/suite, kTLS engaged)
 #   uml.csv      the kernel-path comparison, measured inside User-Mode Linux
+#   uml-hostcpu.csv  the host's CPU count of the whole UML, sampled every 50 ms
 #   results.md   min/median/max of each figure and its ratio to nginx's own TLS
 #   results.png  the same as a plot
 #
@@ -17,19 +18,33 @@
 # Server CPU is utime+stime of every process of the flavour, from /proc/PID/stat,
 # sampled just before and just after each workload; client CPU is not counted.
 # Repetitions are interleaved: for each repetition, every flavour in turn.
+# Inside UML (tests/bench/uml-inner.sh), nginx's own kTLS against Atlas with kTLS, a
+# big file with curl, TLS 1.3 and TLS 1.2, in pairs: each repetition measures the two
+# servers back to back, nginx first in odd repetitions and Atlas first in even ones,
+# and report.py gives the median of the paired ratios Atlas/nginx: both figures follow
+# the shared host's load (a UML task is charged for the host's preemption, and other jobs
+# slow the work itself), which a pair's two transfers share. tests/bench/uml-hostcpu.py
+# adds the host's count of the whole UML's CPU per transfer, which preemption does not move.
 #
 # Settings (environment):
 #   BENCH_QUICK=1       a smoke run: 16 MiB file (4 in UML), 1 s per wrk/s_time, 1 repetition
+#                       (1 pair per TLS version in UML)
 #   BENCH_REPS=N        repetitions (default 3; 1 when quick)
 #   BENCH_BIG_MB=N      size of the big file (default 1024; 16 when quick)
 #   BENCH_SECS=N        seconds per wrk and s_time run (default 10; 1 when quick)
 #   BENCH_FLAVOURS=".." only these host flavours (default: all)
 #   BENCH_UML=0         skip the kernel-path part (default 1)
-#   BENCH_UML_MB=N      file size inside UML (default 64; 4 when quick: UML moves ~4 MB/s)
+#   BENCH_UML_REPS=N    repetitions inside UML, each a pair per TLS version (default 7;
+#                       1 when quick)
+#   BENCH_UML_MB=N      file size inside UML (default 256; 4 when quick). UML moves 30 to
+#                       55 MiB/s here: a 256 MiB transfer takes about 6 s and each one
+#                       2 to 5 s more to start and stop its server, so 7 repetitions (28
+#                       transfers) take about 4 minutes, 5 on a busy machine
 #   BENCH_IDLE=0        skip tests/bench/idle-rss.sh (default 1)
 #   BENCH_INSTR=0       skip tests/bench/instructions.sh (callgrind; default 1)
 #   BENCH_PIN=0         let clients and servers share every CPU (default 1 on 2 or more
-#                       CPUs: servers on the first half of the CPUs, clients on the rest)
+#                       CPUs: servers on the first half of the CPUs, clients on the rest,
+#                       UML on the last CPU)
 # Prints "ok - " / "not ok - " for every check (tests/e2e/lib.sh) and "# " notes;
 # exits non-zero when a check failed (a flavour that did not start, negotiated
 # another suite, answered wrongly) or a figure is missing. Speed targets are
@@ -44,9 +59,11 @@ export ATLAS_E2E_SERVER_LIFETIME=${ATLAS_E2E_SERVER_LIFETIME:-1800}
 OUT=${1:-$ROOT/build/bench}
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-	REPS=${BENCH_REPS:-1} BIG_MB=${BENCH_BIG_MB:-16} SECS=${BENCH_SECS:-1} UML_MB=${BENCH_UML_MB:-4}
+	REPS=${BENCH_REPS:-1} BIG_MB=${BENCH_BIG_MB:-16} SECS=${BENCH_SECS:-1}
+	UML_REPS=${BENCH_UML_REPS:-1} UML_MB=${BENCH_UML_MB:-4}
 else
-	REPS=${BENCH_REPS:-3} BIG_MB=${BENCH_BIG_MB:-1024} SECS=${BENCH_SECS:-10} UML_MB=${BENCH_UML_MB:-64}
+	REPS=${BENCH_REPS:-3} BIG_MB=${BENCH_BIG_MB:-1024} SECS=${BENCH_SECS:-10}
+	UML_REPS=${BENCH_UML_REPS:-7} UML_MB=${BENCH_UML_MB:-256}
 fi
 HOST_FLAVOURS=${BENCH_FLAVOURS:-nginx-plain nginx-tls stunnel haproxy hitch atlas atlas-noport py-plain py-stunnel py-atlas}
 HZ=$(getconf CLK_TCK)
@@ -60,7 +77,7 @@ for prog in curl wrk openssl /usr/sbin/nginx /usr/bin/stunnel4 /usr/sbin/haproxy
 	}
 done
 mkdir -p "$OUT"
-rm -f "$OUT"/{raw.csv,checks.csv,uml.csv,idle-rss.md,instructions.md,meta.txt,results.md,results.png}
+rm -f "$OUT"/{raw.csv,checks.csv,uml.csv,uml-hostcpu.csv,idle-rss.md,instructions.md,meta.txt,results.md,results.png}
 echo "rep,flavour,workload,figure,value" >"$OUT/raw.csv"
 echo "flavour,check,result" >"$OUT/checks.csv"
 T0=$(date +%s)
@@ -90,7 +107,7 @@ else
 	PIN_DESC="servers and clients share the CPUs"
 fi
 export BENCH_SERVER_CPUS
-meta settings "reps=$REPS big=${BIG_MB}MiB secs=$SECS uml=${UML_MB}MiB quick=$QUICK; $PIN_DESC"
+meta settings "reps=$REPS big=${BIG_MB}MiB secs=$SECS uml=${UML_MB}MiB uml_reps=$UML_REPS quick=$QUICK; $PIN_DESC"
 meta versions "$(nginx -v 2>&1 | sed 's/.*: //'), stunnel $(dpkg-query -W -f='${Version}' stunnel4), haproxy $(dpkg-query -W -f='${Version}' haproxy), hitch $(dpkg-query -W -f='${Version}' hitch), $(openssl version | cut -d' ' -f1-2), wrk $(dpkg-query -W -f='${Version}' wrk)"
 
 # ---- the files served and the client settings ---------------------------------------------
@@ -292,19 +309,40 @@ if [ "${BENCH_UML:-1}" = 1 ]; then
 		CERT=${EC[0]} KEY=${EC[1]}
 		uml_in=$T/uml-inner-vars.sh
 		{
-			printf 'BENCH_DIR=%q OUT=%q REPS=%q UML_MB=%q CA=%q CERT=%q KEY=%q\n' \
-				"$BENCH_DIR" "$OUT" "$REPS" "$UML_MB" "$CA" "$CERT" "$KEY"
+			printf 'BENCH_DIR=%q OUT=%q UML_REPS=%q UML_MB=%q CA=%q CERT=%q KEY=%q\n' \
+				"$BENCH_DIR" "$OUT" "$UML_REPS" "$UML_MB" "$CA" "$CERT" "$KEY"
 		} >"$uml_in"
 		t=$(date +%s)
-		"$ROOT/tests/uml/run.sh" --timeout "${BENCH_UML_TIMEOUT:-1500}" -- \
-			bash "$BENCH_DIR/uml-inner.sh" "$uml_in" >"$T/uml.out" 2>&1
+		# UML runs on one host CPU when pinning (the last: a client's on the host). Its
+		# kernel and the host processes of its address spaces take turns (ptrace); left to
+		# float across CPUs, the same 7 repetitions of 192 MiB took 247 s here against 179 s
+		# pinned, each transfer keeping 0.86-0.98 of a CPU busy against 0.95-0.99.
+		uml_pin=()
+		[ -n "$BENCH_CLIENT_CPUS" ] && uml_pin=(taskset -c "$((NCPU - 1))")
+		# The host's count of the whole UML's CPU (tests/bench/uml-hostcpu.py), sampled
+		# beside it and matched to each transfer's window afterwards.
+		"${uml_pin[@]}" "$ROOT/tests/uml/run.sh" --timeout "${BENCH_UML_TIMEOUT:-1500}" -- \
+			bash "$BENCH_DIR/uml-inner.sh" "$uml_in" >"$T/uml.out" 2>&1 &
+		uml_launcher=$!
+		"$PY" "$BENCH_DIR/uml-hostcpu.py" sample "$uml_launcher" "$OUT/uml-hostcpu.csv" \
+			2>"$T/uml-hostcpu.err" &
+		uml_sampler=$!
+		wait "$uml_launcher"
 		rc=$?
+		wait "$uml_sampler"
 		grep -E '^(ok - |not ok - |# )' "$T/uml.out" | sed 's/^\(not ok - \|ok - \)/\1uml: /'
 		N_PASS=$((N_PASS + $(grep -c '^ok - ' "$T/uml.out")))
 		N_FAIL=$((N_FAIL + $(grep -c '^not ok - ' "$T/uml.out")))
 		if [ "$rc" -ne 0 ] || ! grep -q '^# uml-inner: done' "$T/uml.out"; then
 			fail "uml: the kernel-path run did not finish (tests/uml/run.sh status $rc)"
 			tail -n 15 "$T/uml.out" | sed 's/^/#   /'
+		fi
+		if [ -f "$OUT/uml.csv" ] && "$PY" "$BENCH_DIR/uml-hostcpu.py" merge "$OUT/uml-hostcpu.csv" \
+			"$OUT/uml.csv" >"$T/uml-hostcpu.out" 2>>"$T/uml-hostcpu.err"; then
+			pass "uml: the host CPU of the whole UML, for every transfer ($(cat "$T/uml-hostcpu.out"))"
+		else
+			fail "uml: the host CPU of the whole UML, for every transfer"
+			cat "$T/uml-hostcpu.out" "$T/uml-hostcpu.err" 2>/dev/null | tail -n 5 | sed 's/^/#   /'
 		fi
 		note "uml: kernel-path part in $(($(date +%s) - t)) s"
 	else

@@ -4,13 +4,22 @@
 #
 # nginx's own kTLS (ssl_conf_command Options KTLS, sendfile on) against plain nginx
 # under Atlas with --ktls require, one big file with curl, in TLS 1.3 and TLS 1.2
-# (AES-128-GCM both), interleaved over the repetitions. Both pay the same kernel
-# crypto (UML's generic C AES-GCM) on UML's one CPU, which client and server share:
-# only the ratio between them means something. Every measured connection must show
-# in /proc/net/tls_stat: TlsTxSw rises for both servers; TlsRxSw for Atlas always, for
-# nginx only in TLS 1.2 (OpenSSL 3.0 does not install TLS 1.3 receive).
-# VARS sets BENCH_DIR OUT REPS UML_MB CA CERT KEY; results go to $OUT/uml.csv
-# (rep,flavour,tls,figure,value) and $OUT/checks.csv.
+# (AES-128-GCM both). Both pay the same kernel crypto (UML's generic C AES-GCM) on
+# UML's one CPU, which client and server share: only the ratio between them means
+# something. Every measured connection must show in /proc/net/tls_stat: TlsTxSw rises
+# for both servers; TlsRxSw for Atlas always, for nginx only in TLS 1.2 (OpenSSL 3.0
+# does not install TLS 1.3 receive).
+#
+# Pairs: each repetition measures, per TLS version, nginx and Atlas one right after the
+# other, nginx first in odd repetitions and Atlas first in even ones. The host is shared,
+# and inside UML both throughput and CPU time follow the host's load (a UML task is
+# charged for the time the host preempts it), so report.py divides Atlas by nginx within
+# each pair, whose two transfers saw nearly the same load, and the alternating order
+# cancels a drift that would otherwise always favour the one measured second.
+# VARS sets BENCH_DIR OUT UML_REPS UML_MB CA CERT KEY; results go to $OUT/uml.csv
+# (rep,flavour,tls,figure,value; figures MBps, cpu_s_per_GB, ktls_tx, ktls_rx, and t0, t1,
+# bytes for the host's count of the whole UML's CPU: tests/bench/uml-hostcpu.py) and
+# $OUT/checks.csv.
 # shellcheck disable=SC1090,SC1091,SC2317
 . "$1"
 export START_SECS=60
@@ -43,12 +52,13 @@ head -c $((UML_MB * 1048576)) /dev/urandom >"$WWW/big.bin"
 BYTES=$((UML_MB * 1048576))
 note "UML: $(nproc) CPU, kernel $(uname -r), ${UML_MB} MiB file"
 
-for rep in $(seq "$REPS"); do
+for rep in $(seq "$UML_REPS"); do
+	if [ $((rep % 2)) = 1 ]; then order="nginx-ktls atlas-ktls"; else order="atlas-ktls nginx-ktls"; fi
 	for BENCH_TLS in 13 12; do
 		conf=$T/client-$BENCH_TLS.cnf
 		bench_client_conf "$conf"
 		want="$(bench_want_version) $(bench_want_cipher)"
-		for flav in nginx-ktls atlas-ktls; do
+		for flav in $order; do
 			# Every UML has its own network stack, and python (free_port) takes seconds to start here.
 			port=8600
 			t0=$(date +%s)
@@ -73,9 +83,11 @@ for rep in $(seq "$REPS"); do
 			fi
 			tx0=$(tls_stat TlsTxSw) rx0=$(tls_stat TlsRxSw)
 			c0=$(flavour_cpu_ticks)
+			w0=$EPOCHREALTIME
 			res=$(OPENSSL_CONF=$conf curl -sS --max-time 600 --cacert "$CA" \
 				--resolve "localhost:$port:127.0.0.1" -o /dev/null -w '%{size_download} %{time_total}' \
 				"https://localhost:$port/big.bin" 2>"$T/curl.err")
+			w1=$EPOCHREALTIME
 			c1=$(flavour_cpu_ticks)
 			tx=$(($(tls_stat TlsTxSw) - tx0)) rx=$(($(tls_stat TlsRxSw) - rx0))
 			read -r size secs <<<"$res"
@@ -101,9 +113,14 @@ for rep in $(seq "$REPS"); do
 				echo "$rep,$flav,$BENCH_TLS,cpu_s_per_GB,$(calc "($c1 - $c0) / $HZ / ($size / 1073741824)")"
 				echo "$rep,$flav,$BENCH_TLS,ktls_tx,$tx"
 				echo "$rep,$flav,$BENCH_TLS,ktls_rx,$rx"
+				# The transfer's window on the wall clock, which UML shares with the host: for
+				# tests/bench/uml-hostcpu.py, the host CPU of the whole UML meanwhile.
+				echo "$rep,$flav,$BENCH_TLS,t0,$w0"
+				echo "$rep,$flav,$BENCH_TLS,t1,$w1"
+				echo "$rep,$flav,$BENCH_TLS,bytes,$size"
 			} >>"$OUT/uml.csv"
 		done
 	done
-	note "UML repetition $rep done"
+	note "UML repetition $rep of $UML_REPS done ($order)"
 done
 exit 0
