@@ -110,16 +110,16 @@ struct atlas_conn {
 	 * tx_retry: a write of the host's own bytes met a full socket and OpenSSL holds its
 	 * record: the host's retry must reach OpenSSL before anything is gathered.
 	 * tx_waiting: how many of the host's writes wait, unlocked, for room to finish
-	 * such a record. wr_closed: the host shut the connection down for writes (never
-	 * cleared: writes fail with EPIPE from then on); shut_wr: and close_notify and the
-	 * FIN wait for the gathered bytes, or a waiting write's record, to go out first.
+	 * such a record (a shutdown lets them). wr_closed: the host shut the connection
+	 * down for writes (never cleared: writes fail with EPIPE from then on); shut_wr:
+	 * and close_notify and the FIN wait for the gathered bytes to go out first.
 	 */
 	unsigned char corked;
 	unsigned char wb_sealed;
 	unsigned char tx_retry;
 	unsigned char wr_closed;
 	unsigned char shut_wr;
-	unsigned short tx_waiting;
+	unsigned short tx_waiting; /* threads: a process has far fewer than 65536 */
 	int wb_fd;
 	unsigned wb_len;
 	unsigned char *wb;

@@ -346,14 +346,20 @@ static void mark_broken(struct atlas_conn *c, int fd, int herr)
 }
 
 /*
- * run_op's loop; *waited tells whether it waited, unlocked, for room to send a
- * record OpenSSL holds partly sent (counted in c->tx_waiting meanwhile).
+ * Runs op on an open connection, finishing the handshake first, and returns
+ * what the system call would. A blocking fd (or force_block) waits, unlocked,
+ * for the readiness OpenSSL asks for; a non-blocking one gets EAGAIN. op may
+ * be NULL to only finish the handshake (returns 0).
+ *
+ * A write that waits for room holds a record OpenSSL began sending; it counts
+ * itself in c->tx_waiting meanwhile, for a shutdown(SHUT_WR) in another
+ * thread, which lets it finish that record (let_waiting_write_finish).
  */
-static ssize_t run_op_loop(struct atlas_conn *c, int fd, int flags, bool force_block, bool is_write,
-			   ssl_op_fn op, void *buf, size_t len, bool *waited)
+static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block, bool is_write,
+		      ssl_op_fn op, void *buf, size_t len)
 {
 	int nonblock = -1; /* unknown until the first wait: F_GETFL costs a system call */
-	bool in_tx_wait = false;
+	bool in_tx_wait = false, waited = false;
 
 	for (;;) {
 		enum step s;
@@ -387,11 +393,10 @@ static ssize_t run_op_loop(struct atlas_conn *c, int fd, int flags, bool force_b
 				return -1;
 			}
 			if (is_write && ((SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN) ||
-					 (c->wr_closed && op != op_flush && !*waited))) {
+					 (c->wr_closed && op != op_flush && !waited))) {
 				/*
 				 * After shutdown(SHUT_WR), as for a plain socket; but a write that
-				 * was waiting for room finishes the record OpenSSL began sending
-				 * (the shutdown's close_notify and FIN wait for it).
+				 * was waiting for room finishes the record OpenSSL began sending.
 				 */
 				pthread_mutex_unlock(&c->lock);
 				errno = EPIPE;
@@ -444,12 +449,20 @@ static ssize_t run_op_loop(struct atlas_conn *c, int fd, int flags, bool force_b
 			errno = EAGAIN;
 			return -1;
 		}
-		if (is_write && !in_handshake && s == STEP_WANT_WRITE) {
+		if (op == op_write && !in_handshake && s == STEP_WANT_WRITE) {
 			c->tx_waiting++;
-			in_tx_wait = *waited = true;
+			in_tx_wait = waited = true;
 		}
 		pthread_mutex_unlock(&c->lock);
 		if (wait_ready(c, fd, want, in_handshake) < 0) {
+			/*
+			 * After the host's shutdown its retry would get EPIPE, and the shutdown
+			 * waits for this record: wait on, until it is out or the shutdown gives
+			 * up on it and wakes this wait with the real one (within a second).
+			 */
+			if (in_tx_wait && (errno == EINTR || errno == EAGAIN) &&
+			    __atomic_load_n(&c->wr_closed, __ATOMIC_RELAXED))
+				continue;
 			if (in_tx_wait) {
 				int saved = errno;
 
@@ -468,31 +481,6 @@ static ssize_t run_op_loop(struct atlas_conn *c, int fd, int flags, bool force_b
 			return -1;
 		}
 	}
-}
-
-static bool fin_due(struct atlas_conn *c);
-static void shutdown_wr_now(struct atlas_conn *c, int fd);
-
-/*
- * Runs op on an open connection, finishing the handshake first, and returns
- * what the system call would. A blocking fd (or force_block) waits, unlocked,
- * for the readiness OpenSSL asks for; a non-blocking one gets EAGAIN. op may
- * be NULL to only finish the handshake (returns 0). A write that waited may
- * have held up a shutdown(SHUT_WR) of another thread: it sends the FIN then.
- */
-static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block, bool is_write,
-		      ssl_op_fn op, void *buf, size_t len)
-{
-	bool waited = false;
-	ssize_t r = run_op_loop(c, fd, flags, force_block, is_write, op, buf, len, &waited);
-
-	if (waited && fin_due(c)) {
-		int saved = errno;
-
-		shutdown_wr_now(c, fd);
-		errno = saved;
-	}
-	return r;
 }
 
 static size_t iov_total(const struct iovec *iov, int iovcnt)
@@ -588,10 +576,12 @@ ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov,
 }
 
 /*
- * The next piece of the iovecs to hand to SSL_write: a pointer into one iovec
- * when it holds a full record's worth (or is all that is left), else up to one
- * record gathered into scratch. A retried write after EAGAIN then always offers
- * OpenSSL at least the record it has pending.
+ * The next piece of the iovecs to hand to SSL_write, one record at most: a
+ * pointer into one iovec when it holds a full record's worth (or is all that
+ * is left), else up to one record gathered into scratch. A retried write after
+ * EAGAIN then always offers OpenSSL the record it has pending, and no more: a
+ * write that waited past a shutdown(SHUT_WR) ends with that record (OpenSSL
+ * would go on to new records within the length it was given).
  */
 /* Copies up to cap bytes of the iovecs, from skip on, into dst. Returns how many. */
 static size_t iov_copy(char *dst, size_t cap, const struct iovec *iov, int iovcnt, size_t skip)
@@ -626,8 +616,10 @@ static size_t next_chunk(const struct iovec *iov, int iovcnt, size_t skip, char 
 		return 0;
 	if (iov[i].iov_len - skip >= ATLAS_RECORD_MAX ||
 	    iov_total(iov + i + 1, iovcnt - i - 1) == 0) {
+		size_t n = iov[i].iov_len - skip;
+
 		*out = (const char *)iov[i].iov_base + skip;
-		return iov[i].iov_len - skip;
+		return n < ATLAS_RECORD_MAX ? n : ATLAS_RECORD_MAX;
 	}
 	*out = scratch;
 	return iov_copy(scratch, ATLAS_RECORD_MAX, iov + i, iovcnt - i, skip);
@@ -693,23 +685,7 @@ static bool holds_gathered(const struct atlas_conn *c)
 	return __atomic_load_n(&c->wb, __ATOMIC_RELAXED) != NULL;
 }
 
-/*
- * A shutdown(SHUT_WR) waits (c->shut_wr) while the bytes gathered under the
- * cork wait for room, or while another thread's write waits for room to
- * finish the record OpenSSL began sending. Is the wait over? Then the caller
- * sends close_notify and the FIN, and no other thread does.
- */
-static bool fin_due(struct atlas_conn *c)
-{
-	bool due;
-
-	pthread_mutex_lock(&c->lock);
-	due = c->shut_wr && c->wb == NULL && !(c->tx_retry && c->tx_waiting > 0);
-	if (due)
-		c->shut_wr = 0;
-	pthread_mutex_unlock(&c->lock);
-	return due;
-}
+static void shutdown_wr_now(struct atlas_conn *c, int fd);
 
 /*
  * Sends what was gathered, waiting as flags, force_block and the fd's mode
@@ -719,11 +695,18 @@ static bool fin_due(struct atlas_conn *c)
  */
 static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_block)
 {
+	bool shut;
+
 	if (!holds_gathered(c))
 		return 0;
 	if (run_op(c, fd, flags, force_block, true, op_flush, c, 0) < 0)
 		return -1;
-	if (fin_due(c))
+	pthread_mutex_lock(&c->lock);
+	shut = c->shut_wr && c->wb == NULL;
+	if (shut)
+		c->shut_wr = 0; /* this thread sends close_notify and the FIN, once */
+	pthread_mutex_unlock(&c->lock);
+	if (shut)
 		shutdown_wr_now(c, fd); /* a shutdown(SHUT_WR) that waited for these bytes */
 	return 0;
 }
@@ -1021,14 +1004,27 @@ static void send_close_notify(struct atlas_conn *c, int fd, bool wait)
 		if (c->state != ATLAS_CONN_OPEN || c->pid != getpid())
 			break;
 		if (c->ktls & ATLAS_KTLS_TX) {
-			atlas_offload_close_notify(c, fd);
-			break;
+			/*
+			 * kTLS lets one sender in at a time: a write of the host's that waits for
+			 * room in another thread (a blocking fd: wait) would hold this send until
+			 * the peer reads. So it goes only once there is room, or not at all: the
+			 * FIN then ends the stream.
+			 */
+			struct pollfd room = { .fd = fd, .events = POLLOUT, .revents = POLLOUT };
+
+			if (c->tx_closed || (wait && atlas_real.poll(&room, 1, 0) < 0) ||
+			    (room.revents & (POLLERR | POLLHUP | POLLNVAL)))
+				break;
+			if (((room.revents & POLLOUT) && atlas_offload_close_notify(c, fd)) ||
+			    !wait)
+				break;
+		} else {
+			c->io_fd = fd;
+			ERR_clear_error();
+			r = SSL_shutdown(c->ssl);
+			if (r >= 0 || !wait || SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_WRITE)
+				break;
 		}
-		c->io_fd = fd;
-		ERR_clear_error();
-		r = SSL_shutdown(c->ssl);
-		if (r >= 0 || !wait || SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_WRITE)
-			break;
 		pthread_mutex_unlock(&c->lock);
 		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
 		int n = atlas_real.poll(&pfd, 1, atlas_ms_until(&deadline));
@@ -1070,6 +1066,36 @@ static void shutdown_wr_now(struct atlas_conn *c, int fd)
 	atlas_real.shutdown(fd, SHUT_WR);
 }
 
+/*
+ * A write waiting for room in another thread holds a record OpenSSL began
+ * sending: close_notify cannot go behind it, and a FIN now would cut it. The
+ * shutdown gives that write up to a second to finish it, as send_close_notify
+ * gives close_notify; the kernel's shutdown waits for nothing, and wakes such a
+ * write at once. A peer that reads nothing for that second gets the record cut
+ * short (its end of stream says the data is incomplete), and the real shutdown
+ * wakes the write, which fails with EPIPE. False then: close_notify cannot go.
+ */
+static bool let_waiting_write_finish(struct atlas_conn *c)
+{
+	const struct timespec nap = { .tv_nsec = 1000000 };
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += 1;
+	for (;;) {
+		bool waits;
+
+		pthread_mutex_lock(&c->lock);
+		waits = c->tx_retry && c->tx_waiting > 0;
+		pthread_mutex_unlock(&c->lock);
+		if (!waits)
+			return true;
+		if (atlas_ms_until(&deadline) <= 0)
+			return false;
+		nanosleep(&nap, NULL);
+	}
+}
+
 int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 {
 	/*
@@ -1083,24 +1109,25 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 		pthread_mutex_lock(&c->lock);
 		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED); /* read unlocked too */
 		pthread_mutex_unlock(&c->lock);
+		bool wait = !fd_nonblocking(fd, 0);
+
 		/*
 		 * The bytes gathered under TCP_CORK first. If they cannot go yet, close_notify
 		 * and the FIN wait for them, as the kernel's FIN waits for its queue: the host's
-		 * next call on the connection, or its close, sends them, then shuts down. So
-		 * they do for a record OpenSSL began sending for a write that waits for room
-		 * in another thread: that write finishes it, then shuts down.
+		 * next call on the connection, or its close, sends them, then shuts down.
 		 */
-		bool wb_waits = flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN;
-		bool defer;
+		if (flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN) {
+			bool defer;
 
-		/* Under the lock: a flush or write on another thread may have sent them meanwhile. */
-		pthread_mutex_lock(&c->lock);
-		defer = (wb_waits && c->wb != NULL) || (c->tx_retry && c->tx_waiting > 0);
-		c->shut_wr = defer;
-		pthread_mutex_unlock(&c->lock);
-		if (defer)
-			return how == SHUT_RDWR ? atlas_real.shutdown(fd, SHUT_RD) : 0;
-		send_close_notify(c, fd, !fd_nonblocking(fd, 0));
+			/* Under the lock: a flush on another thread may have sent them meanwhile. */
+			pthread_mutex_lock(&c->lock);
+			defer = c->wb != NULL;
+			c->shut_wr = defer;
+			pthread_mutex_unlock(&c->lock);
+			if (defer)
+				return how == SHUT_RDWR ? atlas_real.shutdown(fd, SHUT_RD) : 0;
+		}
+		send_close_notify(c, fd, wait && let_waiting_write_finish(c));
 	}
 	return atlas_real.shutdown(fd, how);
 }

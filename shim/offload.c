@@ -128,14 +128,17 @@ void atlas_offload_refuse(struct atlas_conn *c, int fd)
 	}
 }
 
-void atlas_offload_close_notify(struct atlas_conn *c, int fd)
+bool atlas_offload_close_notify(struct atlas_conn *c, int fd)
 {
 	static const unsigned char alert[2] = { ALERT_WARNING, ALERT_CLOSE_NOTIFY };
 
 	if (c->tx_closed)
-		return;
+		return true;
+	if (atlas_ktls_send_record(fd, ATLAS_TLS_ALERT, alert, sizeof(alert), MSG_DONTWAIT) < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK))
+		return false;
 	c->tx_closed = 1;
-	atlas_ktls_send_record(fd, ATLAS_TLS_ALERT, alert, sizeof(alert), MSG_DONTWAIT);
+	return true;
 }
 
 /* The connection cannot go on: reads see end of file (clean) or ECONNRESET. Locked. */

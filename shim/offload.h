@@ -60,7 +60,10 @@ ssize_t atlas_offload_control(struct atlas_conn *c, int fd, int flags, int saved
 /* A kernel-RX read failed with EBADMSG: a record failed authentication. Logs it; errno kept. */
 void atlas_offload_bad_record(struct atlas_conn *c, int fd);
 
-/* Sends close_notify through kernel TX, once, without waiting. */
-void atlas_offload_close_notify(struct atlas_conn *c, int fd);
+/*
+ * Sends close_notify through kernel TX, once, without waiting: false when the
+ * socket is full (the caller may wait for room and call again), else true.
+ */
+bool atlas_offload_close_notify(struct atlas_conn *c, int fd);
 
 #endif

@@ -17,6 +17,15 @@
  * SEED chooses the pause before the shutdown, the send buffer (tiny or the
  * default), the sizes of the writes and which are corked, so that one round
  * can be replayed. Bodies are pattern bytes: byte i of the stream is i % 251.
+ *
+ * "go SEED stall": the client reads nothing for 3 s. The writer (uncorked, a
+ * tiny send buffer) soon waits for room; the shutdown comes 200 ms in and must
+ * release it within 2 s (the kernel's does at once; Atlas gives the write a
+ * second to finish the record it began), and with EPIPE, not EAGAIN, even when
+ * the socket has a send timeout (SO_SNDTIMEO of 500 ms, odd seeds) that passes
+ * meanwhile. No count comes back then: over TLS the stream may end cut short,
+ * and the connection with it.
+ *
  * Every problem the server sees is one line on stderr starting "shutrace: ".
  */
 #define _GNU_SOURCE
@@ -41,6 +50,7 @@ struct round {
 	unsigned seed;
 	int shut_done; /* shutdown() has returned (atomic) */
 	int stop;      /* the poller may end (atomic) */
+	int stall;     /* the client reads nothing for 3 s: no cork */
 	size_t wrote;  /* what the writer's writes counted as written */
 };
 
@@ -72,7 +82,7 @@ static void *writer(void *arg)
 	unsigned s = r->seed * 2654435761u | 1;
 
 	while (r->wrote < WRITE_CAP) {
-		int corked = next_rand(&s) % 4 != 0;
+		int corked = !r->stall && next_rand(&s) % 4 != 0;
 		int writes = 1 + (int)(next_rand(&s) % 6);
 
 		if (corked)
@@ -143,33 +153,54 @@ static void *conn_main(void *arg)
 	struct timeval tv = { .tv_sec = 20 };
 	struct timespec pause;
 	pthread_t w, p;
-	char line[64];
+	char line[64], word[16] = "";
+	struct timespec t0, t1;
 	unsigned s;
 	size_t got;
 
 	setsockopt(r.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (!read_line(r.fd, line, sizeof(line)) || sscanf(line, "go %u", &r.seed) != 1) {
+	if (!read_line(r.fd, line, sizeof(line)) || sscanf(line, "go %u %15s", &r.seed, word) < 1) {
 		fprintf(stderr, "shutrace: no \"go SEED\" line\n");
 		close(r.fd);
 		return NULL;
 	}
+	r.stall = strcmp(word, "stall") == 0;
 	s = r.seed | 1;
-	if (next_rand(&s) % 2) {
+	if (next_rand(&s) % 2 || r.stall) {
 		int size = 1; /* the kernel's minimum: the writer soon waits for the client */
 
 		setsockopt(r.fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 	}
+	if (r.stall && r.seed % 2) {
+		struct timeval snd = { .tv_usec = 500000 };
+
+		setsockopt(r.fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd));
+	}
 	pause.tv_sec = 0;
-	pause.tv_nsec = (long)(next_rand(&s) % 4000) * 1000; /* 0 to 4 ms */
+	pause.tv_nsec = r.stall ? 200000000 : (long)(next_rand(&s) % 4000) * 1000; /* 0 to 4 ms */
 	pthread_create(&w, NULL, writer, &r);
 	pthread_create(&p, NULL, poller, &r);
 	nanosleep(&pause, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (shutdown(r.fd, SHUT_WR) < 0)
 		fprintf(stderr, "shutrace: seed %u: shutdown: %s\n", r.seed, strerror(errno));
 	__atomic_store_n(&r.shut_done, 1, __ATOMIC_RELEASE);
 	pthread_join(w, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(p, NULL);
+	if (r.stall) {
+		double secs =
+			(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+
+		if (secs > 2.0)
+			fprintf(stderr,
+				"shutrace: seed %u: the writer returned %.1f s after shutdown() "
+				"began, with the client not reading\n",
+				r.seed, secs);
+		close(r.fd);
+		return NULL;
+	}
 	if (!read_line(r.fd, line, sizeof(line)) || sscanf(line, "got %zu", &got) != 1)
 		fprintf(stderr, "shutrace: seed %u: wrote %zu bytes; no \"got N\" line came back\n",
 			r.seed, r.wrote);
