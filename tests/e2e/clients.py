@@ -36,8 +36,32 @@ def connect(args):
     return s
 
 
+def strict_ctx(ca):
+    """A verifying client context (chain and name) that tells close_notify from a bare end.
+
+    Debian's python 3.11 sets OP_IGNORE_UNEXPECTED_EOF in create_default_context(): with it,
+    a TCP FIN without close_notify, or after a record cut short, reads as a clean end (b"").
+    Cleared, OpenSSL reports it as an error (see unexpected_eof)."""
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    return ctx
+
+
+def unexpected_eof(e):
+    """Whether an ssl error is the end of the stream without close_notify: SSLEOFError, or the
+    plain SSLError (reason UNEXPECTED_EOF_WHILE_READING) that Debian's python 3.11.2 raises
+    for it. Over Debian's python a reset (ECONNRESET) on an SSLSocket is an SSLEOFError too."""
+    return isinstance(e, ssl.SSLEOFError) or getattr(e, "reason", None) == "UNEXPECTED_EOF_WHILE_READING"
+
+
+def tls_socket(ctx, raw, host):
+    """ctx.wrap_socket that reports an end without close_notify instead of returning b"" for it
+    (suppress_ragged_eofs, on by default, turns SSLEOFError, a reset included, into b"")."""
+    return ctx.wrap_socket(raw, server_hostname=host, suppress_ragged_eofs=False)
+
+
 def make_ctx(args):
-    ctx = ssl.create_default_context(cafile=args.ca)  # verifies the chain and the name
+    ctx = strict_ctx(args.ca)
     if getattr(args, "tls", None) == "1.2":
         ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     elif getattr(args, "tls", None) == "1.3":
@@ -48,18 +72,20 @@ def make_ctx(args):
 
 
 def read_until_close(sock):
-    """Everything until the peer closes. Returns (data, how): eof, close_notify, reset, timeout, error."""
+    """Everything until the peer closes. Returns (data, how): eof (a plain socket's FIN),
+    close_notify, eof_without_close_notify (a TLS socket's FIN, record cut short or reset;
+    it must come from tls_socket), reset (a plain socket's), timeout, ssl_error:..., error:..."""
     chunks = []
     while True:
         try:
             b = sock.recv(65536)
-        except ssl.SSLEOFError:
-            return b"".join(chunks), "eof_without_close_notify"
         except ConnectionResetError:
             return b"".join(chunks), "reset"
         except (socket.timeout, TimeoutError):
             return b"".join(chunks), "timeout"
         except ssl.SSLError as e:
+            if unexpected_eof(e):
+                return b"".join(chunks), "eof_without_close_notify"
             return b"".join(chunks), f"ssl_error:{e.reason}"
         except OSError as e:
             return b"".join(chunks), f"error:{e.strerror}"
@@ -80,7 +106,7 @@ def cmd_get(args):
     raw = connect(args)
     out(local_port=raw.getsockname()[1])
     try:
-        s = ctx.wrap_socket(raw, server_hostname=args.host)
+        s = tls_socket(ctx, raw, args.host)
     except (ssl.SSLError, OSError) as e:
         out(handshake="failed", error=repr(e))
         return 1
@@ -145,7 +171,7 @@ def cmd_raw(args):
 
 def hello_bytes(host, ca):
     """The bytes of a real ClientHello, as a TLS client sends them first."""
-    ctx = ssl.create_default_context(cafile=ca)
+    ctx = strict_ctx(ca)
     inc, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = ctx.wrap_bio(inc, outb, server_hostname=host)
     try:
@@ -295,7 +321,7 @@ def churn_one(kind, args, hello, want_sha):
     try:
         if kind == "tls":
             ctx = make_ctx(args)
-            with ctx.wrap_socket(s, server_hostname=args.host) as t:
+            with tls_socket(ctx, s, args.host) as t:
                 t.sendall(f"GET {args.path} HTTP/1.0\r\nHost: {args.host}\r\n\r\n".encode())
                 data, how = read_until_close(t)
             status, body = split_response(data)

@@ -26,6 +26,22 @@ def out(**kv):
         print(f"{k}={v}", flush=True)
 
 
+def strict_ctx(ca):
+    """A verifying client context that tells close_notify from a bare end: Debian's python 3.11
+    sets OP_IGNORE_UNEXPECTED_EOF by default, with which a TCP FIN without close_notify (or
+    after a record cut short) reads as a clean end. Cleared, OpenSSL reports it as an error."""
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    return ctx
+
+
+def unexpected_eof(e):
+    """SSLEOFError, or the plain SSLError (reason UNEXPECTED_EOF_WHILE_READING) that Debian's
+    python 3.11.2 raises for an end without close_notify. A reset on an SSLSocket is an
+    SSLEOFError there too."""
+    return isinstance(e, ssl.SSLEOFError) or getattr(e, "reason", None) == "UNEXPECTED_EOF_WHILE_READING"
+
+
 class Conn:
     """A TCP or TLS connection with one overall deadline."""
 
@@ -36,8 +52,8 @@ class Conn:
         if args.plain:
             self.s = raw
         else:
-            ctx = ssl.create_default_context(cafile=args.ca)
-            self.s = ctx.wrap_socket(raw, server_hostname=args.host)
+            # suppress_ragged_eofs (on by default) would read SSLEOFError, a reset included, as b"".
+            self.s = strict_ctx(args.ca).wrap_socket(raw, server_hostname=args.host, suppress_ragged_eofs=False)
         self.buf = b""
         self.end = None
 
@@ -58,16 +74,16 @@ class Conn:
         except (socket.timeout, TimeoutError):
             self.end = "timeout"
             return False
-        except ssl.SSLEOFError:
-            self.end = "eof_without_close_notify"
-            return False
         except ConnectionResetError:
             self.end = "reset"
             return False
         except (ssl.SSLError, OSError) as e:
-            self.end = f"error:{e}".replace(" ", "_")
+            if unexpected_eof(e):
+                self.end = "eof_without_close_notify"
+            else:
+                self.end = f"error:{e}".replace(" ", "_")
             return False
-        if not b:
+        if not b:  # TLS: close_notify; plaintext: the FIN
             self.end = "eof"
             return False
         self.buf += b
@@ -188,7 +204,7 @@ def cmd_echo(args):
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     obj = None
     if not args.plain:
-        ctx = ssl.create_default_context(cafile=args.ca)
+        ctx = strict_ctx(args.ca)
         inc, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
         obj = ctx.wrap_bio(inc, outb, server_hostname=args.host)
         while True:
@@ -253,8 +269,8 @@ def cmd_echo(args):
                         got += d
                 except ssl.SSLWantReadError:
                     pass
-                except ssl.SSLError as e:
-                    end = f"ssl_error:{e.reason}"
+                except ssl.SSLError as e:  # the stream's FIN is never fed in: "eof" above
+                    end = "eof" if unexpected_eof(e) else f"ssl_error:{e.reason}"
                 if end:
                     break
             else:
