@@ -575,14 +575,6 @@ ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov,
 	return (ssize_t)done;
 }
 
-/*
- * The next piece of the iovecs to hand to SSL_write, one record at most: a
- * pointer into one iovec when it holds a full record's worth (or is all that
- * is left), else up to one record gathered into scratch. A retried write after
- * EAGAIN then always offers OpenSSL the record it has pending, and no more: a
- * write that waited past a shutdown(SHUT_WR) ends with that record (OpenSSL
- * would go on to new records within the length it was given).
- */
 /* Copies up to cap bytes of the iovecs, from skip on, into dst. Returns how many. */
 static size_t iov_copy(char *dst, size_t cap, const struct iovec *iov, int iovcnt, size_t skip)
 {
@@ -605,6 +597,14 @@ static size_t iov_copy(char *dst, size_t cap, const struct iovec *iov, int iovcn
 	return got;
 }
 
+/*
+ * The next piece of the iovecs to hand to SSL_write, one record at most: a
+ * pointer into one iovec when it holds a full record's worth (or is all that
+ * is left), else up to one record gathered into scratch. A retried write after
+ * EAGAIN then always offers OpenSSL the record it has pending, and no more: a
+ * write that waited past a shutdown(SHUT_WR) ends with that record (OpenSSL
+ * would go on to new records within the length it was given).
+ */
 static size_t next_chunk(const struct iovec *iov, int iovcnt, size_t skip, char *scratch,
 			 const char **out)
 {
@@ -988,12 +988,13 @@ static bool closes_abortively(const struct atlas_conn *c, int fd)
 }
 
 /* Sends close_notify once; a blocking caller waits (to the handshake bound) until it is out. */
-static void send_close_notify(struct atlas_conn *c, int fd, bool wait)
+static bool send_close_notify(struct atlas_conn *c, int fd, bool wait)
 {
 	struct timespec deadline;
+	bool full = false;
 
 	if (closes_abortively(c, fd))
-		return; /* a reset is what the host asked for: a close_notify would say "complete" */
+		return true; /* a reset is what the host asked for: a close_notify would say "complete" */
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += 1; /* a peer that will not read must not hold the host for long */
@@ -1010,19 +1011,29 @@ static void send_close_notify(struct atlas_conn *c, int fd, bool wait)
 			 * the peer reads. So it goes only once there is room, or not at all: the
 			 * FIN then ends the stream.
 			 */
-			struct pollfd room = { .fd = fd, .events = POLLOUT, .revents = POLLOUT };
+			bool room = true;
 
-			if (c->tx_closed || (wait && atlas_real.poll(&room, 1, 0) < 0) ||
-			    (room.revents & (POLLERR | POLLHUP | POLLNVAL)))
+			if (c->tx_closed)
 				break;
-			if (((room.revents & POLLOUT) && atlas_offload_close_notify(c, fd)) ||
-			    !wait)
+			if (wait) {
+				struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+				if (atlas_real.poll(&p, 1, 0) < 0 ||
+				    (p.revents & (POLLERR | POLLHUP | POLLNVAL)))
+					break;
+				room = p.revents & POLLOUT;
+			}
+			if (room && atlas_offload_close_notify(c, fd))
+				break;
+			full = true;
+			if (!wait)
 				break;
 		} else {
 			c->io_fd = fd;
 			ERR_clear_error();
 			r = SSL_shutdown(c->ssl);
-			if (r >= 0 || !wait || SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_WRITE)
+			full = r < 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_WRITE;
+			if (!full || !wait)
 				break;
 		}
 		pthread_mutex_unlock(&c->lock);
@@ -1034,6 +1045,7 @@ static void send_close_notify(struct atlas_conn *c, int fd, bool wait)
 	}
 	ERR_clear_error();
 	pthread_mutex_unlock(&c->lock);
+	return !full;
 }
 
 int atlas_engine_readable_bytes(struct atlas_conn *c, int fd, int *count)
@@ -1134,6 +1146,8 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 
 void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 {
+	bool gathered = false;
+
 	/* A flush_before_wait() through fd, under way in another thread, ends before fd goes. */
 	pthread_mutex_lock(&c->lock);
 	pthread_mutex_unlock(&c->lock);
@@ -1145,6 +1159,7 @@ void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
+	gathered = true;
 	if (flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN) {
 		if (last) {
 			/* The socket stays open, in linger.c's hands, until the bytes are out. */
@@ -1158,8 +1173,9 @@ void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 		pthread_mutex_unlock(&c->lock);
 	}
 done:
-	if (last)
-		send_close_notify(c, fd, false);
+	/* Gathered bytes went out but left no room for close_notify: it follows them from linger.c. */
+	if (last && !send_close_notify(c, fd, false) && gathered)
+		atlas_linger_adopt(c, fd);
 }
 
 bool atlas_engine_linger_step(struct atlas_conn *c, int fd)
@@ -1170,6 +1186,5 @@ bool atlas_engine_linger_step(struct atlas_conn *c, int fd)
 	pthread_mutex_unlock(&c->lock);
 	if (flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN)
 		return false;
-	send_close_notify(c, fd, false);
-	return true;
+	return send_close_notify(c, fd, false); /* false: on the next room, again */
 }
