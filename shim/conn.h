@@ -101,25 +101,23 @@ struct atlas_conn {
 	unsigned ra_off;
 	unsigned ra_len;
 	/*
-	 * TCP_CORK on the userspace path (engine.c). The host's cork never reaches the
-	 * kernel; what the host writes while corked is gathered into wb (plaintext for one
-	 * record, wb_len bytes; NULL when empty) and sealed as one record when the host
+	 * Bytes the host counts as written that are not in the kernel yet (engine.c), on
+	 * the userspace path: wb, wb_len bytes of plaintext for one record (NULL when
+	 * empty). Two ways in. Under TCP_CORK the host's cork never reaches the kernel:
+	 * what it writes is gathered into wb and sealed as one record when the host
 	 * uncorks, when the record is full, or when the host waits, reads, shuts down or
-	 * closes. wb_sealed: a send of it met a full socket, OpenSSL holds the record partly
-	 * sent, and nothing may join it. wb_fd: the fd it came in on (-1: closed since).
-	 * tx_retry: a write of the host's own bytes met a full socket and OpenSSL holds its
-	 * record: the host's retry must reach OpenSSL before anything is gathered.
-	 * tx_waiting: how many of the host's writes wait, unlocked, for room to finish
-	 * such a record (a shutdown lets them). wr_closed: the host shut the connection
-	 * down for writes (never cleared: writes fail with EPIPE from then on); shut_wr:
-	 * and close_notify and the FIN wait for the gathered bytes to go out first.
+	 * closes. And a write of the host's own that meets a full socket leaves its
+	 * record with OpenSSL, partly sent: its bytes are copied to wb, already sealed,
+	 * and counted as written, as the kernel counts what it queues. wb_sealed: a send
+	 * of wb met a full socket, OpenSSL holds the record partly sent, and nothing may
+	 * join it. wb_fd: the fd the bytes came in on (-1: closed since). wr_closed: the
+	 * host shut the connection down for writes (never cleared: writes fail with EPIPE
+	 * from then on); shut_wr: and close_notify and the FIN wait for wb to go out first.
 	 */
 	unsigned char corked;
 	unsigned char wb_sealed;
-	unsigned char tx_retry;
 	unsigned char wr_closed;
 	unsigned char shut_wr;
-	unsigned short tx_waiting; /* threads: a process has far fewer than 65536 */
 	int wb_fd;
 	unsigned wb_len;
 	unsigned char *wb;

@@ -75,36 +75,88 @@ static void wb_release(struct atlas_conn *c)
 	atlas_ready_gather_update(c);
 }
 
+/* Bytes counted as written wait in wb. Unlocked: a hint; decide under the lock. */
+static bool holds_gathered(const struct atlas_conn *c)
+{
+	return __atomic_load_n(&c->wb, __ATOMIC_RELAXED) != NULL;
+}
+
+/* ... or a shutdown(SHUT_WR) waits to send close_notify and the FIN. Unlocked, as above. */
+static bool owes_bytes(const struct atlas_conn *c)
+{
+	return holds_gathered(c) || __atomic_load_n(&c->shut_wr, __ATOMIC_RELAXED);
+}
+
+/* A send of wb met a full socket: OpenSSL holds its record partly sent. Locked. */
+static void wb_seal(struct atlas_conn *c)
+{
+	c->wb_sealed = 1;
+	atlas_ready_gather_update(c);
+	/*
+	 * Whatever the caller does next (returns EAGAIN, or its wait for the socket is cut
+	 * short), the host's own waits must now wait for POLLOUT, and its next call sends
+	 * the rest. (A connection the host has closed is linger.c's.)
+	 */
+	if (__atomic_load_n(&c->fds, __ATOMIC_RELAXED) > 0)
+		atlas_ready_handshake_wait(c, POLLOUT);
+}
+
 /*
- * The bytes gathered under TCP_CORK as one record; buf is the connection. A send
- * that meets a full socket leaves the record sealed in OpenSSL, and its retry is
- * this same call (same bytes, same length), as SSL_write requires.
+ * wb's bytes; buf is the connection. A send that meets a full socket leaves the
+ * record sealed in OpenSSL, and its retry is this same call (same bytes, same
+ * length), as SSL_write requires. One SSL_write may take less than wb holds (a
+ * record is shorter when the client asked for a smaller max_fragment_length, and
+ * a record taken over from a write may have gathered bytes behind it): on with
+ * the rest until wb is empty or the socket full.
  */
 static int op_flush(SSL *ssl, void *buf, size_t len, size_t *done)
 {
 	struct atlas_conn *c = buf;
-	int r;
+	size_t n = 0;
+	int r = 1;
 
 	(void)len;
 	*done = 0;
-	if (c->wb == NULL)
-		return 1;
-	r = SSL_write_ex(ssl, c->wb, c->wb_len, done);
-	if (r > 0) {
-		wb_release(c);
-		atlas_ready_handshake_over(c); /* a wait for POLLOUT on its behalf is over */
-	} else {
-		c->wb_sealed = 1;
-		atlas_ready_gather_update(c);
-		/*
-		 * Whatever the caller does next (returns EAGAIN, or its wait for the socket is
-		 * cut short), the host's own waits must now wait for POLLOUT, and its next call
-		 * sends the rest. (A connection the host has closed is linger.c's.)
-		 */
-		if (__atomic_load_n(&c->fds, __ATOMIC_RELAXED) > 0)
-			atlas_ready_handshake_wait(c, POLLOUT);
+	while (c->wb != NULL && r > 0) {
+		r = SSL_write_ex(ssl, c->wb, c->wb_len, &n);
+		if (r > 0 && n < c->wb_len) {
+			memmove(c->wb, c->wb + n, c->wb_len - n);
+			c->wb_len -= (unsigned)n;
+		} else if (r > 0) {
+			wb_release(c);
+			atlas_ready_handshake_over(
+				c); /* a wait for POLLOUT on its behalf is over */
+		}
 	}
+	if (r <= 0)
+		wb_seal(c);
 	return r;
+}
+
+/*
+ * A write of the host's met a full socket, and OpenSSL holds its record partly
+ * sent. OpenSSL's retry must offer the same bytes; the host need not: after
+ * EAGAIN a socket's owner may write other bytes, shut down, or let another
+ * thread write first. So the bytes move to wb, sealed, and count as written, as
+ * the kernel counts what it queues; whatever the host does next sends them first
+ * (or linger.c, after a close). Bytes another thread gathered meanwhile under
+ * TCP_CORK follow them. Locked; false when out of memory.
+ */
+static bool take_over_record(struct atlas_conn *c, int fd, const void *buf, size_t len)
+{
+	unsigned char *wb = malloc(len + c->wb_len);
+
+	if (wb == NULL)
+		return false;
+	memcpy(wb, buf, len);
+	if (c->wb != NULL)
+		memcpy(wb + len, c->wb, c->wb_len);
+	free(c->wb);
+	__atomic_store_n(&c->wb, wb, __ATOMIC_RELAXED); /* as in wb_release */
+	c->wb_len += (unsigned)len;
+	c->wb_fd = fd;
+	wb_seal(c);
+	return true;
 }
 
 /* The connection will never carry TLS: say why, free OpenSSL's state. Called locked. */
@@ -283,14 +335,21 @@ static bool fd_nonblocking(int fd, int flags)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
+/* How often a write waiting for room looks whether the host shut the connection down. */
+#define ATLAS_SHUT_POLL_MS 20
+
 /*
  * Waits until fd is ready for events, with the connection unlocked. A handshake
  * waits until its deadline (then ETIMEDOUT); data waits as long as the socket's
  * SO_RCVTIMEO/SO_SNDTIMEO says (then EAGAIN, as the kernel does), else forever.
+ * A write's wait ends with EPIPE when another thread shuts the connection down,
+ * as the kernel's shutdown wakes a writer; the shutdown leaves the socket alone
+ * while bytes wait (they go first), so the wait looks every ATLAS_SHUT_POLL_MS.
  */
-static int wait_ready(struct atlas_conn *c, int fd, short events, bool handshake)
+static int wait_ready(struct atlas_conn *c, int fd, short events, bool handshake, bool write)
 {
 	struct pollfd pfd = { .fd = fd, .events = events };
+	struct timespec end;
 	int timeout = -1, n;
 
 	if (handshake) {
@@ -307,7 +366,31 @@ static int wait_ready(struct atlas_conn *c, int fd, short events, bool handshake
 		if (getsockopt(fd, SOL_SOCKET, opt, &tv, &tl) == 0 && (tv.tv_sec || tv.tv_usec))
 			timeout = (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
 	}
-	n = atlas_real.poll(&pfd, 1, timeout);
+	if (write && !handshake) {
+		clock_gettime(CLOCK_MONOTONIC, &end);
+		if (timeout > 0) {
+			end.tv_sec += timeout / 1000;
+			end.tv_nsec += (long)(timeout % 1000) * 1000000;
+			if (end.tv_nsec >= 1000000000) {
+				end.tv_sec++;
+				end.tv_nsec -= 1000000000;
+			}
+		}
+		for (;;) {
+			int left = timeout < 0 ? ATLAS_SHUT_POLL_MS : atlas_ms_until(&end);
+
+			if (__atomic_load_n(&c->wr_closed, __ATOMIC_RELAXED)) {
+				errno = EPIPE;
+				return -1;
+			}
+			n = atlas_real.poll(&pfd, 1,
+					    left < ATLAS_SHUT_POLL_MS ? left : ATLAS_SHUT_POLL_MS);
+			if (n != 0 || (timeout >= 0 && left <= ATLAS_SHUT_POLL_MS))
+				break;
+		}
+	} else {
+		n = atlas_real.poll(&pfd, 1, timeout);
+	}
 	if (n < 0)
 		return -1;
 	if (n == 0) {
@@ -345,36 +428,36 @@ static void mark_broken(struct atlas_conn *c, int fd, int herr)
 			  reason[0] ? reason : strerror(herr));
 }
 
+static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_block);
+
 /*
  * Runs op on an open connection, finishing the handshake first, and returns
  * what the system call would. A blocking fd (or force_block) waits, unlocked,
  * for the readiness OpenSSL asks for; a non-blocking one gets EAGAIN. op may
  * be NULL to only finish the handshake (returns 0).
  *
- * A write that waits for room holds a record OpenSSL began sending; it counts
- * itself in c->tx_waiting meanwhile, for a shutdown(SHUT_WR) in another
- * thread, which lets it finish that record (let_waiting_write_finish).
+ * A write goes behind the bytes already counted as written (wb): once they are
+ * sealed, OpenSSL's pending record is theirs, and they go first. A write whose
+ * own record meets a full socket hands it to wb (take_over_record) and counts
+ * it as written. A read that waits while wb holds bytes waits for room as well,
+ * and sends them when there is (the kernel sends its queue while the host reads).
  */
 static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block, bool is_write,
 		      ssl_op_fn op, void *buf, size_t len)
 {
 	int nonblock = -1; /* unknown until the first wait: F_GETFL costs a system call */
-	bool in_tx_wait = false, waited = false;
 
 	for (;;) {
 		enum step s;
 		size_t done = 0;
 		int r, e, herr = 0;
+		bool behind = false;
 
 		pthread_mutex_lock(&c->lock);
-		if (in_tx_wait) {
-			c->tx_waiting--; /* the retry below runs under this same lock hold */
-			in_tx_wait = false;
-		}
 		c->io_fd = fd;
 		s = handshake_step(c, fd);
-		/* The host's waits as it asked them again (unless a sealed flush waits: op_flush). */
-		if (s == STEP_FAILED || (s == STEP_DONE && !c->wb_sealed))
+		/* The host's waits as it asked them again, unless they wait for room (wb_seal). */
+		if (s == STEP_FAILED || (s == STEP_DONE && !c->wb_sealed && !c->shut_wr))
 			atlas_ready_handshake_over(c);
 		if (s == STEP_FAILED) {
 			ssize_t ret = failed_result(c, is_write);
@@ -393,21 +476,21 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 				return -1;
 			}
 			if (is_write && ((SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN) ||
-					 (c->wr_closed && op != op_flush && !waited))) {
-				/*
-				 * After shutdown(SHUT_WR), as for a plain socket; but a write that
-				 * was waiting for room finishes the record OpenSSL began sending.
-				 */
+					 (c->wr_closed && op != op_flush))) {
+				/* After shutdown(SHUT_WR), as for a plain socket. */
 				pthread_mutex_unlock(&c->lock);
 				errno = EPIPE;
 				return -1;
 			}
+			behind = op == op_write && c->wb_sealed;
 			ERR_clear_error();
 			errno = 0; /* as above: SSL_ERROR_SYSCALL reads errno */
-			r = op(c->ssl, buf, len, &done);
-			if (op == op_write)
-				c->tx_retry = r <= 0;
+			r = behind ? op_flush(c->ssl, c, 0, &done) : op(c->ssl, buf, len, &done);
 			atlas_ready_update(c);
+			if (r > 0 && behind) {
+				pthread_mutex_unlock(&c->lock);
+				continue; /* now the write itself */
+			}
 			if (r > 0) {
 				pthread_mutex_unlock(&c->lock);
 				return (ssize_t)done;
@@ -419,7 +502,16 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 				break;
 			case ATLAS_ERRMAP_WANT_WRITE:
 				s = STEP_WANT_WRITE;
-				break;
+				if (op != op_write || behind)
+					break;
+				if (!take_over_record(c, fd, buf, len)) {
+					mark_broken(c, fd, ENOMEM);
+					pthread_mutex_unlock(&c->lock);
+					errno = ENOMEM;
+					return -1;
+				}
+				pthread_mutex_unlock(&c->lock);
+				return (ssize_t)len;
 			case ATLAS_ERRMAP_EOF:
 				pthread_mutex_unlock(&c->lock);
 				if (is_write) {
@@ -438,6 +530,10 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 		}
 		bool in_handshake = c->state != ATLAS_CONN_OPEN;
 		short want = s == STEP_WANT_READ ? POLLIN : POLLOUT;
+		bool flush_too =
+			!is_write && !in_handshake &&
+			((c->wb != NULL && !(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)) ||
+			 c->shut_wr);
 
 		if (!force_block && nonblock < 0)
 			nonblock = fd_nonblocking(fd, flags);
@@ -449,28 +545,9 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 			errno = EAGAIN;
 			return -1;
 		}
-		if (op == op_write && !in_handshake && s == STEP_WANT_WRITE) {
-			c->tx_waiting++;
-			in_tx_wait = waited = true;
-		}
 		pthread_mutex_unlock(&c->lock);
-		if (wait_ready(c, fd, want, in_handshake) < 0) {
-			/*
-			 * After the host's shutdown its retry would get EPIPE, and the shutdown
-			 * waits for this record: wait on, until it is out or the shutdown gives
-			 * up on it and wakes this wait with the real one (within a second).
-			 */
-			if (in_tx_wait && (errno == EINTR || errno == EAGAIN) &&
-			    __atomic_load_n(&c->wr_closed, __ATOMIC_RELAXED))
-				continue;
-			if (in_tx_wait) {
-				int saved = errno;
-
-				pthread_mutex_lock(&c->lock);
-				c->tx_waiting--;
-				pthread_mutex_unlock(&c->lock);
-				errno = saved;
-			}
+		if (wait_ready(c, fd, flush_too ? (short)(want | POLLOUT) : want, in_handshake,
+			       is_write) < 0) {
 			if (in_handshake && errno == ETIMEDOUT) {
 				pthread_mutex_lock(&c->lock);
 				if (c->state == ATLAS_CONN_NEW || c->state == ATLAS_CONN_HANDSHAKE)
@@ -480,6 +557,9 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 			}
 			return -1;
 		}
+		if (flush_too)
+			flush_gathered(c, fd, MSG_DONTWAIT,
+				       false); /* a failure shows in the next step */
 	}
 }
 
@@ -523,9 +603,6 @@ static bool kernel_rx(const struct atlas_conn *c)
 	return atlas_conn_path(c) == ATLAS_PATH_KERNEL;
 }
 
-static bool holds_gathered(const struct atlas_conn *c);
-static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_block);
-
 ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
 			  int flags)
 {
@@ -540,13 +617,12 @@ ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov,
 	if (kernel_rx(c))
 		return atlas_offload_recv(c, fd, (struct iovec *)iov, iovcnt, flags);
 	/*
-	 * A host that reads may be waiting for an answer to what it wrote: send that first.
-	 * A blocking read waits for it as it would for data; cut short by a signal, the read
-	 * fails with EINTR, and the next call goes on with it.
+	 * A host that reads may be waiting for an answer to what it wrote: send what it
+	 * can of that first. What the socket has no room for yet goes while a blocking
+	 * read waits (run_op), or with the host's next call.
 	 */
-	if (holds_gathered(c) && flush_gathered(c, fd, flags & MSG_DONTWAIT, false) < 0 &&
-	    errno == EINTR)
-		return -1;
+	if (owes_bytes(c))
+		flush_gathered(c, fd, MSG_DONTWAIT, false);
 	for (int i = 0; i < iovcnt; i++) {
 		size_t off = 0;
 
@@ -600,10 +676,8 @@ static size_t iov_copy(char *dst, size_t cap, const struct iovec *iov, int iovcn
 /*
  * The next piece of the iovecs to hand to SSL_write, one record at most: a
  * pointer into one iovec when it holds a full record's worth (or is all that
- * is left), else up to one record gathered into scratch. A retried write after
- * EAGAIN then always offers OpenSSL the record it has pending, and no more: a
- * write that waited past a shutdown(SHUT_WR) ends with that record (OpenSSL
- * would go on to new records within the length it was given).
+ * is left), else up to one record gathered into scratch. A record that meets
+ * a full socket holds exactly these bytes, which take_over_record copies.
  */
 static size_t next_chunk(const struct iovec *iov, int iovcnt, size_t skip, char *scratch,
 			 const char **out)
@@ -663,7 +737,7 @@ static enum gather gather_locked(struct atlas_conn *c, int fd, const struct iove
 		return GATHER_SHUT;
 	if (c->wb != NULL && (c->wb_sealed || !c->corked || c->wb_len == ATLAS_RECORD_MAX))
 		return GATHER_FLUSH;
-	if (!c->corked || c->tx_retry || c->state != ATLAS_CONN_OPEN || c->ssl == NULL)
+	if (!c->corked || c->state != ATLAS_CONN_OPEN || c->ssl == NULL)
 		return GATHER_DIRECT;
 	if (c->wb == NULL) {
 		unsigned char *wb = rest >= ATLAS_RECORD_MAX ? NULL : malloc(ATLAS_RECORD_MAX);
@@ -680,34 +754,33 @@ static enum gather gather_locked(struct atlas_conn *c, int fd, const struct iove
 	return GATHER_TOOK;
 }
 
-static bool holds_gathered(const struct atlas_conn *c)
-{
-	return __atomic_load_n(&c->wb, __ATOMIC_RELAXED) != NULL;
-}
-
-static void shutdown_wr_now(struct atlas_conn *c, int fd);
+static bool shutdown_wr_now(struct atlas_conn *c, int fd);
 
 /*
- * Sends what was gathered, waiting as flags, force_block and the fd's mode
- * say (not at all with MSG_DONTWAIT), then a shutdown(SHUT_WR) that waited for
- * it. 0 when nothing is left, else -1 with errno; what is left stays sealed in
- * OpenSSL for the host's next call (EAGAIN, EINTR).
+ * Sends wb, waiting as flags, force_block and the fd's mode say (not at all
+ * with MSG_DONTWAIT), then close_notify and the FIN of a shutdown(SHUT_WR)
+ * that waited for it. 0 when nothing is left, else -1 with errno; what is left
+ * stays (wb sealed in OpenSSL, c->shut_wr) for the host's next call (EAGAIN,
+ * EINTR).
  */
 static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_block)
 {
 	bool shut;
 
-	if (!holds_gathered(c))
+	if (!owes_bytes(c))
 		return 0;
-	if (run_op(c, fd, flags, force_block, true, op_flush, c, 0) < 0)
+	if (holds_gathered(c) && run_op(c, fd, flags, force_block, true, op_flush, c, 0) < 0)
 		return -1;
 	pthread_mutex_lock(&c->lock);
 	shut = c->shut_wr && c->wb == NULL;
 	if (shut)
-		c->shut_wr = 0; /* this thread sends close_notify and the FIN, once */
+		__atomic_store_n(&c->shut_wr, 0,
+				 __ATOMIC_RELAXED); /* this thread sends them, once */
 	pthread_mutex_unlock(&c->lock);
-	if (shut)
-		shutdown_wr_now(c, fd); /* a shutdown(SHUT_WR) that waited for these bytes */
+	if (shut && !shutdown_wr_now(c, fd)) {
+		errno = EAGAIN;
+		return -1;
+	}
 	return 0;
 }
 
@@ -739,8 +812,12 @@ static ssize_t send_iov(struct atlas_conn *c, int fd, const struct iovec *iov, i
 				return done > 0 ? (ssize_t)done : -1;
 			}
 			if (g == GATHER_FLUSH) {
-				if (flush_gathered(c, fd, flags, force_block) < 0)
+				if (flush_gathered(c, fd, flags, force_block) < 0) {
+					/* Shut down meanwhile: what is left of this write fails. */
+					if (__atomic_load_n(&c->wr_closed, __ATOMIC_RELAXED))
+						errno = EPIPE;
 					return done > 0 ? (ssize_t)done : -1;
+				}
 				continue;
 			}
 		}
@@ -1072,40 +1149,29 @@ int atlas_engine_readable_bytes(struct atlas_conn *c, int fd, int *count)
 	return 0;
 }
 
-static void shutdown_wr_now(struct atlas_conn *c, int fd)
-{
-	send_close_notify(c, fd, !fd_nonblocking(fd, 0));
-	atlas_real.shutdown(fd, SHUT_WR);
-}
-
 /*
- * A write waiting for room in another thread holds a record OpenSSL began
- * sending: close_notify cannot go behind it, and a FIN now would cut it. The
- * shutdown gives that write up to a second to finish it, as send_close_notify
- * gives close_notify; the kernel's shutdown waits for nothing, and wakes such a
- * write at once. A peer that reads nothing for that second gets the record cut
- * short (its end of stream says the data is incomplete), and the real shutdown
- * wakes the write, which fails with EPIPE. False then: close_notify cannot go.
+ * What shutdown(SHUT_WR) does on the userspace path once wb is empty:
+ * close_notify, then the FIN. Without room for close_notify, both wait, as the
+ * kernel's FIN waits behind its queue (c->shut_wr): the host's next call sends
+ * them, or a wait of its own, which waits for POLLOUT meanwhile, or linger.c
+ * after its close. False then.
  */
-static bool let_waiting_write_finish(struct atlas_conn *c)
+static bool shutdown_wr_now(struct atlas_conn *c, int fd)
 {
-	const struct timespec nap = { .tv_nsec = 1000000 };
-	struct timespec deadline;
-
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += 1;
-	for (;;) {
-		bool waits;
-
+	if (!send_close_notify(c, fd, false)) {
 		pthread_mutex_lock(&c->lock);
-		waits = c->tx_retry && c->tx_waiting > 0;
+		__atomic_store_n(&c->shut_wr, 1, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&c->fds, __ATOMIC_RELAXED) > 0)
+			atlas_ready_handshake_wait(c, POLLOUT);
 		pthread_mutex_unlock(&c->lock);
-		if (!waits)
-			return true;
-		if (atlas_ms_until(&deadline) <= 0)
-			return false;
-		nanosleep(&nap, NULL);
+		return false;
 	}
+	atlas_real.shutdown(fd, SHUT_WR);
+	pthread_mutex_lock(&c->lock);
+	if (!c->wb_sealed)
+		atlas_ready_handshake_over(c); /* the host's waits as it asked them again */
+	pthread_mutex_unlock(&c->lock);
+	return true;
 }
 
 int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
@@ -1116,30 +1182,30 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 	 */
 	if (how != SHUT_RD && closes_abortively(c, fd))
 		return 0;
-	if (how == SHUT_WR || how == SHUT_RDWR) {
-		/* First, so that no other thread gathers more behind the flush below. */
+	if ((how == SHUT_WR || how == SHUT_RDWR) && !kernel_tx(c)) {
+		/*
+		 * First, so that no other thread writes behind it. Then wb's bytes, then
+		 * close_notify and the FIN; what cannot go yet waits, as the kernel's FIN
+		 * waits for its queue (flush_gathered, shutdown_wr_now), and a write waiting
+		 * for room in another thread ends (wait_ready).
+		 */
 		pthread_mutex_lock(&c->lock);
 		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED); /* read unlocked too */
+		__atomic_store_n(&c->shut_wr, 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&c->lock);
-		bool wait = !fd_nonblocking(fd, 0);
-
+		flush_gathered(c, fd, MSG_DONTWAIT, false);
+		return how == SHUT_RDWR ? atlas_real.shutdown(fd, SHUT_RD) : 0;
+	}
+	if (how == SHUT_WR || how == SHUT_RDWR) {
 		/*
-		 * The bytes gathered under TCP_CORK first. If they cannot go yet, close_notify
-		 * and the FIN wait for them, as the kernel's FIN waits for its queue: the host's
-		 * next call on the connection, or its close, sends them, then shuts down.
+		 * Kernel TX: the kernel holds the host's bytes, and a write of the host's may
+		 * wait inside it, which only the real shutdown wakes. close_notify goes if
+		 * there is room within a second (send_close_notify), then the FIN.
 		 */
-		if (flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN) {
-			bool defer;
-
-			/* Under the lock: a flush on another thread may have sent them meanwhile. */
-			pthread_mutex_lock(&c->lock);
-			defer = c->wb != NULL;
-			c->shut_wr = defer;
-			pthread_mutex_unlock(&c->lock);
-			if (defer)
-				return how == SHUT_RDWR ? atlas_real.shutdown(fd, SHUT_RD) : 0;
-		}
-		send_close_notify(c, fd, wait && let_waiting_write_finish(c));
+		pthread_mutex_lock(&c->lock);
+		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&c->lock);
+		send_close_notify(c, fd, !fd_nonblocking(fd, 0));
 	}
 	return atlas_real.shutdown(fd, how);
 }
@@ -1151,7 +1217,7 @@ void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 	/* A flush_before_wait() through fd, under way in another thread, ends before fd goes. */
 	pthread_mutex_lock(&c->lock);
 	pthread_mutex_unlock(&c->lock);
-	if (!holds_gathered(c) || c->pid != getpid())
+	if (!owes_bytes(c) || c->pid != getpid())
 		goto done;
 	if (closes_abortively(c, fd)) {
 		pthread_mutex_lock(&c->lock);
@@ -1182,7 +1248,7 @@ bool atlas_engine_linger_step(struct atlas_conn *c, int fd)
 {
 	/* A shutdown that waited is moot: close_notify goes below, then the socket closes. */
 	pthread_mutex_lock(&c->lock);
-	c->shut_wr = 0;
+	__atomic_store_n(&c->shut_wr, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&c->lock);
 	if (flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN)
 		return false;

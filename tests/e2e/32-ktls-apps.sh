@@ -267,8 +267,10 @@ if srv_start race $RACE --ktls require -- "$BIN/shutrace" $RACE; then
 	is "shutdown racing writes: every round on kernel TX (TlsTxSw rose by $RACE_ROUNDS)" \
 		"$(delta TlsTxSw)" "$RACE_ROUNDS"
 	# The client reads nothing for 3 s: the shutdown must release the waiting writer
-	# within 2 s (kTLS lets one sender in at a time: a close_notify sent then would wait).
-	out=$(timeout 600 /usr/bin/python3 "$ROOT/tests/e2e/shutrace.py" $RACE "$CA" 3 1 --stall 2>&1)
+	# within 2 s. kTLS lets one sender in at a time: a close_notify sent then would wait
+	# behind the writer, which only the real shutdown's FIN releases, so the end may come
+	# without close_notify here (on the userspace path it may not: 28-shutdown-race).
+	out=$(timeout 600 /usr/bin/python3 "$ROOT/tests/e2e/shutrace.py" $RACE "$CA" 3 1 --stall-cut-ok 2>&1)
 	is "shutdown racing writes, the client stalled: right bytes, then the end" \
 		"$(head -n 1 <<<"$out")" "3 rounds: every byte, then the end of the stream"
 	bad=$(grep -E '^(shutrace: |atlas: (error|warn))' "$T/race.log")
