@@ -55,6 +55,7 @@ if start_server copy "$PA" -- "$ATLAS" --cert "$EC_CERT" --key "$EC_KEY" --ports
 		--ciphers ECDHE-ECDSA-AES256-GCM-SHA384
 	fetch_ok copy "$PA" big.bin "write path (http.server), TLS 1.3 ChaCha20" --tlsv1.3 \
 		--tls13-ciphers TLS_CHACHA20_POLY1305_SHA256
+	small_records_ok "write path (http.server)" copy "$PA" /big.bin "${SHA[big.bin]}"
 
 	# Keep-alive: three URLs, one curl, one connection.
 	before=$(grep -c "port $PA: TLSv1" "$(server_log copy)")
@@ -99,6 +100,7 @@ if start_server sendfile "$PB" -- "$ATLAS" --cert "$RSA_CERT" --key "$RSA_KEY" -
 	is_no_match "sendfile from the file position: the file position ends at the end of the file" \
 		"$(cat "$LOGB")" 'left the file position'
 	fetch_ok sendfile "$PB" big.bin "sendfile with offset, TLS 1.2" --tlsv1.2 --tls-max 1.2
+	small_records_ok "sendfile with offset" sendfile "$PB" /big.bin "${SHA[big.bin]}"
 
 	out=$(curl -sS --max-time 30 --cacert "$CA" --resolve "localhost:$PB:127.0.0.1" \
 		-w '%{num_connects}\n' -o "$T/k1" -o "$T/k2" -o "$T/k3" \

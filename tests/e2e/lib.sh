@@ -371,6 +371,28 @@ hcurl() {
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
+# small_records_ok LABEL SERVER PORT PATH SHA256: the body of GET PATH (HTTP/1.0) has
+# that sha256 at a client that asked for 512-byte records (max_fragment_length) and
+# reads nothing for its first 2 s. Each of the server's writes is then many records;
+# one that meets the full socket is finished from Atlas's own copy of its bytes
+# (engine.c: take_over_record, op_flush), record by record.
+small_records_ok() {
+	local label=$1 name=$2 port=$3 path=$4 sha=$5 got
+	printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$path" |
+		timeout 60 openssl s_client -connect "127.0.0.1:$port" -servername localhost \
+			-maxfraglen 512 -quiet -ign_eof 2>"$T/s_client.err" | (sleep 2 && cat) >"$T/got.http"
+	got=$("$PY" -c 'import hashlib, sys
+d = open(sys.argv[1], "rb").read()
+print(hashlib.sha256(d[d.find(b"\r\n\r\n") + 4:]).hexdigest())' "$T/got.http")
+	if [ "$got" = "$sha" ]; then
+		pass "$label, 512-byte records, a slow reader: $path arrives intact (sha256)"
+	else
+		fail "$label, 512-byte records, a slow reader: $path arrives intact (sha256)"
+		note "got $(stat -c %s "$T/got.http") bytes with the headers; s_client: $(tail -n 3 "$T/s_client.err")"
+		note_file "$(server_log "$name")" 8
+	fi
+}
+
 # ---- the end ------------------------------------------------------------------------------
 
 on_exit() {
