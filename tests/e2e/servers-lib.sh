@@ -412,7 +412,8 @@ sv_nginx() {
 		fi
 		sv_http_check "$label" nginx 127.0.0.1 "$tls" nginx "$plain"
 		# Corked (tcp_nopush): headers and body gathered into one record, then split into
-		# 512-byte ones. Not in UML: kTLS there writes 16 KiB records whatever was agreed.
+		# 512-byte ones. Not in UML: kTLS writes only 16 KiB records, so OpenSSL keeps such
+		# a connection in userspace, and every connection there must be on the kernel path.
 		[ -n "${SV_PORT_BASE:-}" ] ||
 			small_records_ok "$label (tcp_nopush)" nginx "$tls" /big.bin "$(sv_sha "$SV_WWW/big.bin")"
 		# Both workers (forked after listen, each with the settings the master read) served TLS.
