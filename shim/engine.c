@@ -65,7 +65,7 @@ static int op_write(SSL *ssl, void *buf, size_t len, size_t *done)
 	return SSL_write_ex(ssl, buf, len, done);
 }
 
-/* The bytes gathered under TCP_CORK are sent: none held any more. Locked. */
+/* wb's bytes are sent: none held any more. Locked. */
 static void wb_release(struct atlas_conn *c)
 {
 	free(c->wb);
@@ -79,6 +79,19 @@ static void wb_release(struct atlas_conn *c)
 static bool holds_gathered(const struct atlas_conn *c)
 {
 	return __atomic_load_n(&c->wb, __ATOMIC_RELAXED) != NULL;
+}
+
+/* ... and they are sealed: OpenSSL holds their record partly sent. */
+static bool holds_sealed(struct atlas_conn *c)
+{
+	bool sealed;
+
+	if (!holds_gathered(c))
+		return false;
+	pthread_mutex_lock(&c->lock);
+	sealed = c->wb_sealed;
+	pthread_mutex_unlock(&c->lock);
+	return sealed;
 }
 
 /* ... or a shutdown(SHUT_WR) waits to send close_notify and the FIN. Unlocked, as above. */
@@ -456,7 +469,8 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 		pthread_mutex_lock(&c->lock);
 		c->io_fd = fd;
 		s = handshake_step(c, fd);
-		/* The host's waits as it asked them again, unless they wait for room (wb_seal). */
+		/* The host's waits as it asked them again, unless they wait for room (wb_seal,
+		 * shutdown_wr_now). */
 		if (s == STEP_FAILED || (s == STEP_DONE && !c->wb_sealed && !c->shut_wr))
 			atlas_ready_handshake_over(c);
 		if (s == STEP_FAILED) {
@@ -827,6 +841,15 @@ static ssize_t send_iov(struct atlas_conn *c, int fd, const struct iovec *iov, i
 			return done > 0 ? (ssize_t)done : -1;
 		done += (size_t)n;
 	}
+	/*
+	 * A blocking write returns once its bytes are in the kernel, as the kernel's does: a
+	 * host that writes, then sleeps, forks or exits must not leave its last record in
+	 * wb. Cut short (a signal, SO_SNDTIMEO, a shutdown), the bytes stay counted and go
+	 * with the host's next call, as the kernel's queue would. (Bytes gathered under
+	 * TCP_CORK are not sealed: they wait for the uncork, as in the kernel.)
+	 */
+	if (holds_sealed(c) && (force_block || !fd_nonblocking(fd, flags)))
+		flush_gathered(c, fd, flags, force_block);
 	return (ssize_t)done;
 }
 
@@ -1174,6 +1197,29 @@ static bool shutdown_wr_now(struct atlas_conn *c, int fd)
 	return true;
 }
 
+/*
+ * A blocking host's shutdown gives wb, close_notify and the FIN up to a second
+ * to go, as send_close_notify gives close_notify on the kernel path; a host
+ * that shuts down and then exits without reading must not lose them. Past
+ * that they wait (c->shut_wr) for the host's next call or its close.
+ */
+static void shutdown_wait(struct atlas_conn *c, int fd)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += 1;
+	while (owes_bytes(c)) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		int ms = atlas_ms_until(&deadline);
+
+		if (ms == 0 || atlas_real.poll(&pfd, 1, ms) <= 0 ||
+		    (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
+			return;
+		flush_gathered(c, fd, MSG_DONTWAIT, false);
+	}
+}
+
 int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 {
 	/*
@@ -1194,6 +1240,8 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 		__atomic_store_n(&c->shut_wr, 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&c->lock);
 		flush_gathered(c, fd, MSG_DONTWAIT, false);
+		if (!fd_nonblocking(fd, 0))
+			shutdown_wait(c, fd);
 		return how == SHUT_RDWR ? atlas_real.shutdown(fd, SHUT_RD) : 0;
 	}
 	if (how == SHUT_WR || how == SHUT_RDWR) {

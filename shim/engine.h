@@ -48,7 +48,12 @@ ssize_t atlas_engine_splice_from(struct atlas_conn *c, int fd, int pipe_out, lof
  */
 int atlas_engine_readable_bytes(struct atlas_conn *c, int fd, int *count);
 
-/* shutdown(2): SHUT_WR and SHUT_RDWR send close_notify first. */
+/*
+ * shutdown(2): SHUT_WR and SHUT_RDWR end the writes with close_notify, then the FIN.
+ * On the userspace path both wait behind bytes the host counts as written (and for
+ * room for close_notify), as the kernel's FIN waits behind its queue; a blocking
+ * host's shutdown gives them a second.
+ */
 int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how);
 
 /* Makes the connection on fd close abortively (SO_LINGER 0: a reset, no close_notify). */
@@ -56,9 +61,10 @@ void atlas_engine_abort_on_close(int fd);
 
 /*
  * fd, one of c's, is about to be closed (last: c's last fd in this process).
- * Bytes gathered under TCP_CORK go out first, and the last close sends
- * close_notify without waiting, if this process owns an open session; bytes
- * the socket cannot take yet are linger.c's to send. Never fails.
+ * Bytes the host counts as written and a shutdown's close_notify that wait for
+ * room go out first, and the last close sends close_notify without waiting, if
+ * this process owns an open session; what the socket cannot take yet is
+ * linger.c's to send. Never fails.
  */
 void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last);
 

@@ -3,7 +3,8 @@
  *
  * The kernel keeps a closed socket's send queue and sends it on. Bytes the
  * host wrote under TCP_CORK are gathered in Atlas (engine.c) and counted as
- * written; when the host closes the connection while the socket cannot take
+ * written, and so are the last bytes of a write that met a full socket
+ * (engine.c); when the host closes the connection while the socket cannot take
  * them yet (the client reads slowly), they must still go out, then
  * close_notify. A thread started on first need keeps such sockets open (a
  * duplicate fd of Atlas's own, close-on-exec), sends as they become writable,
@@ -16,7 +17,7 @@ struct atlas_conn;
 
 /*
  * The host is closing fd, c's last fd: c (a reference is taken) and a duplicate
- * of fd are kept until the bytes gathered on c are out. When the duplicate or
+ * of fd are kept until c's waiting bytes and close_notify are out. When the duplicate or
  * the thread cannot be had, the bytes are dropped and a warning logged.
  */
 void atlas_linger_adopt(struct atlas_conn *c, int fd);

@@ -97,12 +97,26 @@ void atlas_ready_update(struct atlas_conn *c)
 	pthread_mutex_unlock(&list_lock);
 }
 
-/* What epoll should watch for on c, the host having asked for host: the handshake's need. */
+/*
+ * Does c's need add to the host's question rather than replace it? A handshake
+ * needs what it needs, whatever the host asks. An open connection waits for room
+ * for bytes the host counts as written (engine.c: wb_seal), and the host's own
+ * question stands beside it: a peer that writes before it reads must still be
+ * read from, or room may never come.
+ */
+static bool need_adds(const struct atlas_conn *c)
+{
+	return __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == ATLAS_CONN_OPEN;
+}
+
+/* What epoll should watch for on c, the host having asked for host: and c's need. */
 static uint32_t ep_kernel_events(const struct atlas_conn *c, uint32_t host)
 {
+	uint32_t need = c->hs_want == POLLIN ? EPOLLIN : EPOLLOUT;
+
 	if (c->hs_want == 0 || !(host & EPOLL_IO))
-		return host; /* no handshake waiting, or the host waits for no I/O (disarmed) */
-	return (host & ~(uint32_t)EPOLL_IO) | (c->hs_want == POLLIN ? EPOLLIN : EPOLLOUT);
+		return host; /* no need, or the host waits for no I/O (disarmed) */
+	return (need_adds(c) ? host : host & ~(uint32_t)EPOLL_IO) | need;
 }
 
 /* Brings c's epoll registration in line with ep_kernel_events(). Locked. */
@@ -310,14 +324,14 @@ void atlas_ready_epoll_translate(int epfd, struct epoll_event *events, int n)
 	pthread_mutex_unlock(&list_lock);
 }
 
-/* What a waiting handshake makes of a question about fd: the same question if none waits. */
+/* What c's need (need_adds) makes of a question about fd: the same question if none waits. */
 static short handshake_question(const struct atlas_conn *c, short asked)
 {
 	short want = __atomic_load_n(&c->hs_want, __ATOMIC_RELAXED);
 
 	if (want == 0 || !(asked & POLL_IO))
 		return asked;
-	return (short)((asked & ~POLL_IO) | want);
+	return (short)((need_adds(c) ? asked : asked & ~POLL_IO) | want);
 }
 
 bool atlas_ready_poll_begin(struct pollfd *fds, nfds_t n, struct atlas_ready_poll *w)
@@ -413,7 +427,10 @@ bool atlas_ready_select_begin(int nfds, fd_set **readfds, fd_set **writefds,
 			continue;
 		FD_CLR(fd, &w->kread);
 		FD_CLR(fd, &w->kwrite);
-		FD_SET(fd, q == POLLIN ? &w->kread : &w->kwrite);
+		if (q & POLLIN)
+			FD_SET(fd, &w->kread);
+		if (q & POLLOUT)
+			FD_SET(fd, &w->kwrite);
 		FD_SET(fd, &w->changed);
 		w->translated = true;
 	}

@@ -19,9 +19,11 @@
  * ask the kernel for what the handshake needs and, when that comes, report
  * what the host asked for: its next read or write runs the handshake on.
  * For epoll the registration itself is changed (EPOLL_CTL_MOD) and given back
- * once the handshake is over. Bytes gathered under TCP_CORK (engine.c) that
- * met a full socket wait the same way, for POLLOUT: the host counts them as
- * written and waits to read, and its next read sends them on.
+ * once the handshake is over. Bytes the host counts as written that met a full
+ * socket (engine.c: wb_seal), and a shutdown's close_notify behind them, wait
+ * for POLLOUT too, but beside the host's own question, not instead of it: the
+ * host may wait to read (and must still see a peer that writes before it
+ * reads), and its next call sends them on.
  *
  * Bytes gathered under TCP_CORK and not sent yet. A host that corks, writes
  * and then waits without uncorking would wait for an answer to bytes that

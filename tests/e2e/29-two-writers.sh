@@ -9,7 +9,10 @@
 # non-blocking ones that retry with a new length after EAGAIN; tiny or default
 # send buffers), tests/e2e/duowrite.py the client, which splits the stream back
 # into the two writers' streams and checks each byte. The same rounds on plain
-# TCP first show that the kernel keeps these promises.
+# TCP first show that the kernel keeps these promises. Then what taking a record
+# over must not cost: a blocking write still returns only once its bytes are in
+# the kernel (a server that writes, then sleeps or exits), and a server whose
+# echo waits for room still sees the data its peer sends meanwhile.
 source "$(dirname "$0")/lib.sh"
 make_certs
 cd "$ROOT" || exit 1
@@ -54,4 +57,81 @@ else
 	note_file "$(server_log tls)"
 fi
 stop_server tls
+
+# A blocking write returns once its bytes are in the kernel, as the kernel's does: a
+# server that writes and then sleeps, or exits at once (os._exit: no atexit, no linger
+# thread), must not leave its last record behind in Atlas. (What follows an exit is
+# the kernel's FIN alone: no close_notify, as no call of the process's ends it.) tests/e2e/serve.py send-then
+# sends 1,000,000 bytes through an 8 KiB send buffer to a client that reads nothing
+# for 1.5 s.
+port=$(free_port)
+if start_server then "$port" -- ./atlas-preload.sh --cert "$EC_CERT" --key "$EC_KEY" \
+	--ports "$port" -- "$PY" "$SERVE" send-then --port "$port"; then
+	for then in sleep exit; do
+		out=$(timeout 30 "$PY" - "$port" "$CA" "$then" <<'PYEOF' 2>&1
+import socket, ssl, sys, time
+port, ca, then = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+n = 1000000
+ctx = ssl.create_default_context(cafile=ca)
+ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+s = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+s.sendall(f"{n} {then}\n".encode())
+time.sleep(1.5)
+got = bytearray()
+try:
+    while len(got) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    end = "-"
+except (socket.timeout, TimeoutError):
+    end = "timed out"
+except ssl.SSLError as e:
+    end = f"end without close_notify ({e.reason})"
+ok = bytes(got) == (bytes(i % 251 for i in range(251)) * (n // 251 + 1))[:n]
+print(f"{len(got)} bytes{' right' if ok else ''}, end: {end}")
+PYEOF
+		)
+		want="1000000 bytes right, end: -"
+		is_eq "a server that sends, then $([ "$then" = exit ] && echo "exits at once" || echo "sleeps"): every byte arrives" "$out" "$want"
+	done
+	stop_server then
+else
+	fail "serve.py send-then starts under Atlas"
+fi
+
+# While bytes the server counts as written wait for room, its waits must still see the
+# peer's data: a client that sends 8 MiB before it reads anything, to an echo server
+# (asyncio, epoll) that keeps reading while its echo waits. Were the server's EPOLLIN
+# put aside until there is room, neither side would ever move again.
+port=$(free_port)
+if start_server echo "$port" -- ./atlas-preload.sh --cert "$EC_CERT" --key "$EC_KEY" \
+	--ports "$port" -- "$PY" "$SERVE" echo --port "$port"; then
+	out=$(timeout 60 "$PY" - "$port" "$CA" <<'PYEOF' 2>&1
+import hashlib, os, socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+data = os.urandom(8 << 20)
+ctx = ssl.create_default_context(cafile=ca)
+raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+s = ctx.wrap_socket(raw, server_hostname="localhost")
+try:
+    s.sendall(data)
+    got = bytearray()
+    while len(got) < len(data):
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            break
+        got += chunk
+    print("echoed intact" if got == data else f"echoed {len(got)} bytes, not the same")
+except (socket.timeout, TimeoutError):
+    print("stuck: timed out")
+PYEOF
+	)
+	is_eq "a client that sends 8 MiB before reading: the echo server keeps reading" "$out" "echoed intact"
+	stop_server echo
+else
+	fail "serve.py echo starts under Atlas"
+fi
 finish

@@ -9,6 +9,13 @@ None of them knows about TLS: that is the point.
   two-ports   two ThreadingHTTPServers in one process, on --port and --plain-port
   accept-loop one thread that only accepts and counts, never reads (is accept() lazy?)
   asyncio     an asyncio (non-blocking, epoll) HTTP/1.0 server
+  echo        an asyncio echo server that never waits for its writes (drain): what it
+              cannot send yet waits in asyncio's buffer while it goes on reading
+  send-then   a forked child per connection reads "N sleep|exit\n", sends N pattern
+              bytes (byte i is i % 251) with one blocking sendall through a small
+              send buffer, then sleeps 10 s holding the socket, or ends at once with
+              os._exit: bytes a write counted as written must need nothing more from
+              the server to arrive
 """
 import argparse
 import asyncio
@@ -102,6 +109,56 @@ def run_accept_loop(args):
         print(f"accepted {n}", flush=True)
 
 
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+    def eof_received(self):
+        return False  # close once the echo is out
+
+
+async def echo_main(args):
+    loop = asyncio.get_running_loop()
+    srv = await loop.create_server(Echo, args.bind, args.port, backlog=128)
+    log(f"serve.py: echo on {args.bind} port {args.port}")
+    async with srv:
+        await srv.serve_forever()
+
+
+def send_then(conn):
+    line = b""
+    while not line.endswith(b"\n"):
+        got = conn.recv(1)
+        if not got:
+            return
+        line += got
+    n, then = line.split()
+    pattern = bytes(i % 251 for i in range(251)) * (int(n) // 251 + 1)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    conn.sendall(pattern[:int(n)])
+    if then == b"sleep":
+        threading.Event().wait(10)
+    else:
+        os._exit(0)
+
+
+def run_send_then(args):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((args.bind, args.port))
+    s.listen(16)
+    while True:
+        c, _ = s.accept()
+        if os.fork() == 0:  # the child answers and ends (send_then exits or sleeps)
+            s.close()
+            send_then(c)
+            os._exit(0)
+        c.close()
+
+
 async def asyncio_handle(reader, writer):
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
@@ -125,7 +182,7 @@ async def asyncio_main(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("files", "two-ports", "accept-loop", "asyncio"))
+    p.add_argument("mode", choices=("files", "two-ports", "accept-loop", "asyncio", "echo", "send-then"))
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--plain-port", type=int)
     p.add_argument("--bind", default="127.0.0.1")
@@ -137,6 +194,10 @@ def main():
         run_two_ports(args)
     elif args.mode == "accept-loop":
         run_accept_loop(args)
+    elif args.mode == "send-then":
+        run_send_then(args)
+    elif args.mode == "echo":
+        asyncio.run(echo_main(args))
     else:
         asyncio.run(asyncio_main(args))
 
