@@ -617,6 +617,20 @@ static bool kernel_rx(const struct atlas_conn *c)
 	return atlas_conn_path(c) == ATLAS_PATH_KERNEL;
 }
 
+/*
+ * Every way the host reads (recv and its kin, splice, FIONREAD) first sends what
+ * it can of the bytes it counts as written and a shutdown's close_notify: it may
+ * be waiting for an answer to them, and its waits report room for them as its
+ * own readiness (ready.c), which only such a call turns into progress. What the
+ * socket has no room for yet goes while a blocking read waits (run_op), or with
+ * the host's next call.
+ */
+static void send_owed(struct atlas_conn *c, int fd)
+{
+	if (owes_bytes(c))
+		flush_gathered(c, fd, MSG_DONTWAIT, false);
+}
+
 ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
 			  int flags)
 {
@@ -630,13 +644,7 @@ ssize_t atlas_engine_recv(struct atlas_conn *c, int fd, const struct iovec *iov,
 		return r;
 	if (kernel_rx(c))
 		return atlas_offload_recv(c, fd, (struct iovec *)iov, iovcnt, flags);
-	/*
-	 * A host that reads may be waiting for an answer to what it wrote: send what it
-	 * can of that first. What the socket has no room for yet goes while a blocking
-	 * read waits (run_op), or with the host's next call.
-	 */
-	if (owes_bytes(c))
-		flush_gathered(c, fd, MSG_DONTWAIT, false);
+	send_owed(c, fd);
 	for (int i = 0; i < iovcnt; i++) {
 		size_t off = 0;
 
@@ -848,8 +856,8 @@ static ssize_t send_iov(struct atlas_conn *c, int fd, const struct iovec *iov, i
 	 * with the host's next call, as the kernel's queue would. (Bytes gathered under
 	 * TCP_CORK are not sealed: they wait for the uncork, as in the kernel.)
 	 */
-	if (holds_sealed(c) && (force_block || !fd_nonblocking(fd, flags)))
-		flush_gathered(c, fd, flags, force_block);
+	if (holds_sealed(c) && !fd_nonblocking(fd, flags))
+		flush_gathered(c, fd, flags, false);
 	return (ssize_t)done;
 }
 
@@ -1061,6 +1069,7 @@ ssize_t atlas_engine_splice_from(struct atlas_conn *c, int fd, int pipe_out, lof
 		return r;
 	if (kernel_rx(c))
 		return atlas_real.splice(fd, NULL, pipe_out, off_out, len, flags);
+	send_owed(c, fd);
 	return atlas_emul_splice_from(&src, pipe_out, off_out, len, flags);
 }
 
@@ -1160,6 +1169,7 @@ int atlas_engine_readable_bytes(struct atlas_conn *c, int fd, int *count)
 		*count = n > 0 ? (int)n : 0;
 		return 0;
 	}
+	send_owed(c, fd);
 	if (atlas_real.ioctl(fd, FIONREAD, &queued) < 0)
 		return -1;
 	pthread_mutex_lock(&c->lock);
@@ -1216,7 +1226,8 @@ static void shutdown_wait(struct atlas_conn *c, int fd)
 		if (ms == 0 || atlas_real.poll(&pfd, 1, ms) <= 0 ||
 		    (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
 			return;
-		flush_gathered(c, fd, MSG_DONTWAIT, false);
+		if (flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno != EAGAIN)
+			return; /* broken: nothing more will go */
 	}
 }
 

@@ -127,6 +127,14 @@ static void ep_follow(struct atlas_conn *c)
 
 	if (c->ep_fd < 0)
 		return;
+	/*
+	 * A one-shot registration may have fired (nothing tells us, where the need only
+	 * adds to it): a MOD now would arm it again behind the host's back, and two of its
+	 * threads could serve the connection at once. The host's own re-arm adds the need
+	 * (atlas_ready_epoll_ctl).
+	 */
+	if ((c->ep_events & EPOLLONESHOT) && need_adds(c))
+		return;
 	want = ep_kernel_events(c, c->ep_events);
 	if (want == c->ep_kernel)
 		return;

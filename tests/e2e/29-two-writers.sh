@@ -11,8 +11,9 @@
 # into the two writers' streams and checks each byte. The same rounds on plain
 # TCP first show that the kernel keeps these promises. Then what taking a record
 # over must not cost: a blocking write still returns only once its bytes are in
-# the kernel (a server that writes, then sleeps or exits), and a server whose
-# echo waits for room still sees the data its peer sends meanwhile.
+# the kernel (a server that writes, then sleeps or exits), a server whose echo
+# waits for room still sees the data its peer sends meanwhile, and its waits
+# neither spin nor re-arm a one-shot registration.
 source "$(dirname "$0")/lib.sh"
 make_certs
 cd "$ROOT" || exit 1
@@ -134,4 +135,67 @@ PYEOF
 else
 	fail "serve.py echo starts under Atlas"
 fi
+
+# The host's waits while such bytes wait for room (tests/e2e/progs/owedwait.c, one
+# connection, non-blocking, an 8 KiB send buffer): a fired EPOLLONESHOT registration
+# stays disarmed; a poll loop that reads with splice() is woken a few times, not
+# hundreds of thousands, and the bytes go out; the same after shutdown(SHUT_WR).
+# Plain TCP first, for the kernel's answer.
+cc -O1 -g -std=c11 -Wall -Wextra -Werror -o "$T/owedwait" tests/e2e/progs/owedwait.c || {
+	fail "cannot build tests/e2e/progs/owedwait.c"
+	finish
+}
+owed_client() { # PORT CA|--plain MODE: how many bytes came
+	timeout 30 "$PY" - "$@" <<'PYEOF' 2>&1
+import socket, ssl, sys, time
+port, ca, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+s = raw
+if ca != "--plain":
+    s = ssl.create_default_context(cafile=ca).wrap_socket(raw, server_hostname="localhost")
+s.sendall(b"go\n")
+if mode == "oneshot":
+    time.sleep(0.3)
+    s.sendall(b"more\n")
+    time.sleep(1)
+    s.sendall(b"more\n")
+time.sleep(1)
+s.settimeout(2)
+got = 0
+try:
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += len(chunk)
+except (socket.timeout, TimeoutError, ssl.SSLError):
+    pass
+print(f"got {got}")
+PYEOF
+}
+for mode in oneshot splice-read shut-splice; do
+	for how in plain atlas; do
+		port=$(free_port)
+		if [ $how = plain ]; then
+			start_server "owed-$mode-$how" "$port" -- "$T/owedwait" "$port" "$mode"
+			got=$(owed_client "$port" --plain "$mode")
+		else
+			start_server "owed-$mode-$how" "$port" -- ./atlas-preload.sh --cert "$EC_CERT" \
+				--key "$EC_KEY" --ports "$port" -- "$T/owedwait" "$port" "$mode"
+			got=$(owed_client "$port" "$CA" "$mode")
+		fi
+		wait_until 10 grep -q "^$mode: " "$(server_log "owed-$mode-$how")"
+		said=$(grep "^$mode: " "$(server_log "owed-$mode-$how")")
+		if [ $mode = oneshot ]; then
+			is_eq "$how: a fired one-shot registration stays disarmed while bytes wait for room" \
+				"$said" "oneshot: 0 events"
+		else
+			is_match "$how, $mode: a poll loop reading with splice wakes a few times" "$said" \
+				"^$mode: a few wake-ups, wrote [0-9]+\$"
+			is_eq "$how, $mode: every byte counted arrives" "$got" "got ${said##* }"
+		fi
+		stop_server "owed-$mode-$how"
+	done
+done
 finish

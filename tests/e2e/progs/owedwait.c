@@ -1,0 +1,141 @@
+/*
+ * owedwait PORT MODE: one connection on a non-blocking socket with an 8 KiB send
+ * buffer, for tests/e2e/29-two-writers.sh. The server writes until the socket is
+ * full (so that, under Atlas, the last write's record waits in Atlas, counted as
+ * written), then waits as MODE says, and prints one line for the test to compare:
+ *
+ *   oneshot      an EPOLLONESHOT registration for EPOLLIN has fired once (the
+ *                client's first bytes); the server reads "go", writes, then waits 4 s without
+ *                arming it again while the client sends more: "oneshot: 0 events"
+ *                (the kernel keeps a fired one-shot registration disarmed);
+ *   splice-read  poll() for POLLIN, and on each wake-up a non-blocking splice()
+ *                from the socket: "splice-read: N wake-ups, wrote W" (a few, not
+ *                hundreds of thousands: a wait that reports room for Atlas's
+ *                bytes as the host's readiness must let the host's next read send
+ *                them);
+ *   shut-splice  the same after shutdown(SHUT_WR) with close_notify waiting.
+ *
+ * The client (the test) sends "go\n", for oneshot "more" 0.3 s and 1.3 s later,
+ * reads nothing for a second, then reads to the end or a 2 s silence and says how
+ * many bytes came.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Writes 16 KiB pieces until the socket is full (at most max pieces): what was counted. */
+static long fill(int fd, int max)
+{
+	static char piece[16384];
+	long wrote = 0;
+
+	memset(piece, 'a', sizeof(piece));
+	for (int i = 0; i < max; i++) {
+		ssize_t n = write(fd, piece, sizeof(piece));
+
+		if (n < 0)
+			break;
+		wrote += n;
+	}
+	return wrote;
+}
+
+/* Waits (poll, 100 ms at a time) until the client's first line has come, and reads it. */
+static void read_go(int fd)
+{
+	char buf[64];
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	while (read(fd, buf, sizeof(buf)) < 0 && errno == EAGAIN)
+		poll(&p, 1, 100);
+}
+
+static int oneshot(int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.fd = fd }, out[4];
+	int ep = epoll_create1(0), n;
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+	if (epoll_wait(ep, out, 4, 10000) != 1) {
+		printf("oneshot: the first event never came\n");
+		return 1;
+	}
+	read_go(fd); /* the event may have been the handshake's: Atlas ran it on */
+	fill(fd, 1000);
+	n = epoll_wait(ep, out, 4, 4000);
+	printf("oneshot: %d events\n", n);
+	return 0;
+}
+
+static int splice_read(int fd, int shut)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	long wakeups = 0, wrote;
+	int pp[2];
+	double t0;
+
+	read_go(fd);
+	wrote = fill(fd, shut ? 100 : 1000);
+	if (shut)
+		shutdown(fd, SHUT_WR);
+	if (pipe(pp) < 0)
+		return 1;
+	t0 = now();
+	while (now() - t0 < 3 && poll(&p, 1, 3000) > 0) {
+		ssize_t r = splice(fd, NULL, pp[1], NULL, 4096, SPLICE_F_NONBLOCK);
+
+		wakeups++;
+		if (r == 0 || (r < 0 && errno != EAGAIN))
+			break;
+	}
+	printf("%s: %s wake-ups, wrote %ld\n", shut ? "shut-splice" : "splice-read",
+	       wakeups <= 10 ? "a few" : "too many", wrote);
+	fprintf(stderr, "owedwait: %ld wake-ups\n", wakeups);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int l, fd, one = 1, size = 8192;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: owedwait PORT oneshot|splice-read|shut-splice\n");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IONBF, 0);
+	a.sin_port = htons((unsigned short)atoi(argv[1]));
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 8) < 0) {
+		perror("owedwait");
+		return 2;
+	}
+	fd = accept(l, NULL, NULL);
+	if (fd < 0) {
+		perror("owedwait: accept");
+		return 2;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	if (strcmp(argv[2], "oneshot") == 0)
+		return oneshot(fd);
+	return splice_read(fd, strcmp(argv[2], "shut-splice") == 0);
+}
