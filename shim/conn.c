@@ -32,12 +32,7 @@ struct atlas_conn *atlas_conn_new(uint16_t port, unsigned handshake_timeout_ms)
 	c->port = port;
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
 	c->deadline = c->started;
-	c->deadline.tv_sec += handshake_timeout_ms / 1000;
-	c->deadline.tv_nsec += (long)(handshake_timeout_ms % 1000) * 1000000L;
-	if (c->deadline.tv_nsec >= 1000000000L) {
-		c->deadline.tv_sec++;
-		c->deadline.tv_nsec -= 1000000000L;
-	}
+	atlas_add_ms(&c->deadline, handshake_timeout_ms);
 	return c;
 }
 

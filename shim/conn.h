@@ -103,18 +103,19 @@ struct atlas_conn {
 	/*
 	 * Bytes the host counts as written that are not in the kernel yet (engine.c), on
 	 * the userspace path: wb, wb_len bytes of plaintext (NULL when empty). Two ways
-	 * in. Under TCP_CORK the host's cork never reaches the kernel:
-	 * what it writes is gathered into wb and sealed as one record when the host
-	 * uncorks, when the record is full, or when the host waits, reads, shuts down or
-	 * closes. And a write of the host's own that meets a full socket leaves its
-	 * record with OpenSSL, partly sent: its bytes are copied to wb, already sealed,
-	 * and counted as written, as the kernel counts what it queues (with any bytes
-	 * gathered behind it: up to two records, in a block of just that size). wb_sealed:
-	 * a send of wb met a full socket, OpenSSL holds the record partly sent, and nothing
-	 * may join it (gathering appends only to an unsealed wb, which is always a block
-	 * of one record's size). wb_fd: the fd the bytes came in on (-1: closed since). wr_closed: the
-	 * host shut the connection down for writes (never cleared: writes fail with EPIPE
-	 * from then on); shut_wr: and close_notify and the FIN wait for wb to go out first.
+	 * in. Under TCP_CORK the host's cork never reaches the kernel: what it writes is
+	 * gathered into wb and sealed as one record when the host uncorks, when the
+	 * record is full, or when the host waits, reads, shuts down or closes. And a
+	 * write of the host's own that meets a full socket leaves its record with
+	 * OpenSSL, partly sent: its bytes are copied to wb, already sealed, and counted
+	 * as written, as the kernel counts what it queues (with any bytes gathered
+	 * behind it: up to two records, in a block of just that size). wb_sealed: a send
+	 * of wb met a full socket, OpenSSL holds the record partly sent, and nothing may
+	 * join it (gathering appends only to an unsealed wb, always a block of one
+	 * record's size). wb_fd: the fd the bytes came in on (-1: closed since).
+	 * wr_closed: the host shut the connection down for writes (never cleared: writes
+	 * fail with EPIPE from then on); shut_wr: and close_notify and the FIN wait, for
+	 * wb to go out first or for room.
 	 */
 	unsigned char corked;
 	unsigned char wb_sealed;
@@ -191,5 +192,16 @@ double atlas_conn_elapsed_ms(const struct atlas_conn *c);
 
 /* Milliseconds from now until deadline (CLOCK_MONOTONIC): 0 once past, at most 10^9. */
 int atlas_ms_until(const struct timespec *deadline);
+
+/* Moves t (CLOCK_MONOTONIC) ms milliseconds on. */
+static inline void atlas_add_ms(struct timespec *t, unsigned ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
 
 #endif

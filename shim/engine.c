@@ -100,18 +100,24 @@ static bool owes_bytes(const struct atlas_conn *c)
 	return holds_gathered(c) || __atomic_load_n(&c->shut_wr, __ATOMIC_RELAXED);
 }
 
+/*
+ * Something owed waits for room. Whatever the caller does next (returns EAGAIN,
+ * or its wait for the socket is cut short), the host's own waits must now wake
+ * for POLLOUT too, and its next call sends the rest. (A connection the host has
+ * closed is linger.c's.) Locked.
+ */
+static void wait_for_room(struct atlas_conn *c)
+{
+	if (__atomic_load_n(&c->fds, __ATOMIC_RELAXED) > 0)
+		atlas_ready_handshake_wait(c, POLLOUT);
+}
+
 /* A send of wb met a full socket: OpenSSL holds its record partly sent. Locked. */
 static void wb_seal(struct atlas_conn *c)
 {
 	c->wb_sealed = 1;
 	atlas_ready_gather_update(c);
-	/*
-	 * Whatever the caller does next (returns EAGAIN, or its wait for the socket is cut
-	 * short), the host's own waits must now wait for POLLOUT, and its next call sends
-	 * the rest. (A connection the host has closed is linger.c's.)
-	 */
-	if (__atomic_load_n(&c->fds, __ATOMIC_RELAXED) > 0)
-		atlas_ready_handshake_wait(c, POLLOUT);
+	wait_for_room(c);
 }
 
 /*
@@ -136,9 +142,9 @@ static int op_flush(SSL *ssl, void *buf, size_t len, size_t *done)
 			memmove(c->wb, c->wb + n, c->wb_len - n);
 			c->wb_len -= (unsigned)n;
 		} else if (r > 0) {
+			/* All sent: a wait for POLLOUT on its behalf is over. */
 			wb_release(c);
-			atlas_ready_handshake_over(
-				c); /* a wait for POLLOUT on its behalf is over */
+			atlas_ready_handshake_over(c);
 		}
 	}
 	if (r <= 0)
@@ -380,14 +386,9 @@ static int wait_ready(struct atlas_conn *c, int fd, short events, bool handshake
 			timeout = (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
 	}
 	if (write && !handshake) {
-		clock_gettime(CLOCK_MONOTONIC, &end);
-		if (timeout > 0) {
-			end.tv_sec += timeout / 1000;
-			end.tv_nsec += (long)(timeout % 1000) * 1000000;
-			if (end.tv_nsec >= 1000000000) {
-				end.tv_sec++;
-				end.tv_nsec -= 1000000000;
-			}
+		if (timeout >= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &end);
+			atlas_add_ms(&end, (unsigned)timeout);
 		}
 		for (;;) {
 			int left = timeout < 0 ? ATLAS_SHUT_POLL_MS : atlas_ms_until(&end);
@@ -469,8 +470,7 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 		pthread_mutex_lock(&c->lock);
 		c->io_fd = fd;
 		s = handshake_step(c, fd);
-		/* The host's waits as it asked them again, unless they wait for room (wb_seal,
-		 * shutdown_wr_now). */
+		/* The host's waits as it asked them again, unless something owed waits for room. */
 		if (s == STEP_FAILED || (s == STEP_DONE && !c->wb_sealed && !c->shut_wr))
 			atlas_ready_handshake_over(c);
 		if (s == STEP_FAILED) {
@@ -571,9 +571,9 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 			}
 			return -1;
 		}
+		/* A failure shows in the next step. */
 		if (flush_too)
-			flush_gathered(c, fd, MSG_DONTWAIT,
-				       false); /* a failure shows in the next step */
+			flush_gathered(c, fd, MSG_DONTWAIT, false);
 	}
 }
 
@@ -795,9 +795,9 @@ static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_bl
 		return -1;
 	pthread_mutex_lock(&c->lock);
 	shut = c->shut_wr && c->wb == NULL;
+	/* This thread sends them, once. */
 	if (shut)
-		__atomic_store_n(&c->shut_wr, 0,
-				 __ATOMIC_RELAXED); /* this thread sends them, once */
+		__atomic_store_n(&c->shut_wr, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&c->lock);
 	if (shut && !shutdown_wr_now(c, fd)) {
 		errno = EAGAIN;
@@ -1194,8 +1194,7 @@ static bool shutdown_wr_now(struct atlas_conn *c, int fd)
 	if (!send_close_notify(c, fd, false)) {
 		pthread_mutex_lock(&c->lock);
 		__atomic_store_n(&c->shut_wr, 1, __ATOMIC_RELAXED);
-		if (__atomic_load_n(&c->fds, __ATOMIC_RELAXED) > 0)
-			atlas_ready_handshake_wait(c, POLLOUT);
+		wait_for_room(c);
 		pthread_mutex_unlock(&c->lock);
 		return false;
 	}
@@ -1239,32 +1238,33 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 	 */
 	if (how != SHUT_RD && closes_abortively(c, fd))
 		return 0;
-	if ((how == SHUT_WR || how == SHUT_RDWR) && !kernel_tx(c)) {
-		/*
-		 * First, so that no other thread writes behind it. Then wb's bytes, then
-		 * close_notify and the FIN; what cannot go yet waits, as the kernel's FIN
-		 * waits for its queue (flush_gathered, shutdown_wr_now), and a write waiting
-		 * for room in another thread ends (wait_ready).
-		 */
-		pthread_mutex_lock(&c->lock);
-		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED); /* read unlocked too */
-		__atomic_store_n(&c->shut_wr, 1, __ATOMIC_RELAXED);
-		pthread_mutex_unlock(&c->lock);
-		flush_gathered(c, fd, MSG_DONTWAIT, false);
-		if (!fd_nonblocking(fd, 0))
-			shutdown_wait(c, fd);
-		return how == SHUT_RDWR ? atlas_real.shutdown(fd, SHUT_RD) : 0;
-	}
 	if (how == SHUT_WR || how == SHUT_RDWR) {
+		bool userspace = !kernel_tx(c);
+		bool blocking = !fd_nonblocking(fd, 0);
+
+		/* First, so that no other thread writes behind it (read unlocked too). */
+		pthread_mutex_lock(&c->lock);
+		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED);
+		if (userspace)
+			__atomic_store_n(&c->shut_wr, 1, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&c->lock);
+		if (userspace) {
+			/*
+			 * wb's bytes, then close_notify and the FIN; what cannot go yet waits, as
+			 * the kernel's FIN waits for its queue (flush_gathered, shutdown_wr_now),
+			 * and a write waiting for room in another thread ends (wait_ready).
+			 */
+			flush_gathered(c, fd, MSG_DONTWAIT, false);
+			if (blocking)
+				shutdown_wait(c, fd);
+			return how == SHUT_RDWR ? atlas_real.shutdown(fd, SHUT_RD) : 0;
+		}
 		/*
 		 * Kernel TX: the kernel holds the host's bytes, and a write of the host's may
 		 * wait inside it, which only the real shutdown wakes. close_notify goes if
 		 * there is room within a second (send_close_notify), then the FIN.
 		 */
-		pthread_mutex_lock(&c->lock);
-		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED);
-		pthread_mutex_unlock(&c->lock);
-		send_close_notify(c, fd, !fd_nonblocking(fd, 0));
+		send_close_notify(c, fd, blocking);
 	}
 	return atlas_real.shutdown(fd, how);
 }

@@ -298,6 +298,16 @@ start_server() {
 server_pid() { echo "${SERVER_MAIN[$1]:-}"; }
 server_log() { echo "${SERVER_LOG[$1]}"; }
 server_alive() { kill -0 "${SERVER_MAIN[$1]:-${SERVER_PGID[$1]}}" 2>/dev/null; }
+# survived NAME: Atlas logged no warning or error for server NAME, and it still runs.
+survived() {
+	is_no_match "no warning or error from Atlas" "$(cat "$(server_log "$1")")" "atlas: (warning|error)"
+	if server_alive "$1"; then
+		pass "the server is still running"
+	else
+		fail "the server is still running"
+		note_file "$(server_log "$1")"
+	fi
+}
 
 # kill_group PGID: TERM the group, wait at most 5 s, then KILL it.
 kill_group() {
