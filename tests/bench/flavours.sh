@@ -79,6 +79,12 @@ bench_want_cipher() {
 }
 bench_want_version() { if [ "$BENCH_TLS" = 12 ]; then echo TLSv1.2; else echo TLSv1.3; fi; }
 
+# curl's options for the one version: curl sets its own minimum and maximum version,
+# which override MinProtocol and MaxProtocol from OPENSSL_CONF (curl 7.88 against a
+# server that allows TLS 1.3 negotiates TLS 1.3 under bench_client_conf's TLS 1.2).
+# Its suites (CipherString, Ciphersuites) do come from OPENSSL_CONF.
+bench_curl_tls() { if [ "$BENCH_TLS" = 12 ]; then echo --tlsv1.2 --tls-max 1.2; else echo --tlsv1.3 --tls-max 1.3; fi; }
+
 # nginx_conf DIR PORT [plain|tls|ktls] [single]: a config with 2 workers (single: one
 # process, no master), sendfile on, no access log, keep-alive without a request limit
 # (wrk's connections stay up for the whole run).

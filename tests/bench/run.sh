@@ -137,7 +137,8 @@ url() { # FLAVOUR PORT PATH
 bcurl() { # PORT URL [ARGS]
 	local port=$1 u=$2
 	shift 2
-	client curl -sS --cacert "$CA" --resolve "localhost:$port:127.0.0.1" "$@" "$u"
+	# shellcheck disable=SC2046 # bench_curl_tls: separate options
+	client curl -sS $(bench_curl_tls) --cacert "$CA" --resolve "localhost:$port:127.0.0.1" "$@" "$u"
 }
 
 # ---- the checks made once per flavour and certificate ------------------------------------------

@@ -6,7 +6,10 @@
 # under Atlas with --ktls require, one big file with curl, in TLS 1.3 and TLS 1.2
 # (AES-128-GCM both). Both pay the same kernel crypto (UML's generic C AES-GCM) on
 # UML's one CPU, which client and server share: only the ratio between them means
-# something. Every measured connection must show in /proc/net/tls_stat: TlsTxSw rises
+# something. Every measured transfer must show curl's "SSL connection using" line for the
+# version and suite (curl is held to the version on its command line: it overrides
+# OPENSSL_CONF's MinProtocol and MaxProtocol, and plain nginx under Atlas allows TLS 1.3),
+# and must show in /proc/net/tls_stat: TlsTxSw rises
 # for both servers; TlsRxSw for Atlas always, for nginx only in TLS 1.2 (OpenSSL 3.0
 # does not install TLS 1.3 receive).
 #
@@ -84,7 +87,8 @@ for rep in $(seq "$UML_REPS"); do
 			tx0=$(tls_stat TlsTxSw) rx0=$(tls_stat TlsRxSw)
 			c0=$(flavour_cpu_ticks)
 			w0=$EPOCHREALTIME
-			res=$(OPENSSL_CONF=$conf curl -sS --max-time 600 --cacert "$CA" \
+			# shellcheck disable=SC2046 # bench_curl_tls: separate options
+			res=$(OPENSSL_CONF=$conf curl -sS -v $(bench_curl_tls) --max-time 600 --cacert "$CA" \
 				--resolve "localhost:$port:127.0.0.1" -o /dev/null -w '%{size_download} %{time_total}' \
 				"https://localhost:$port/big.bin" 2>"$T/curl.err")
 			w1=$EPOCHREALTIME
@@ -95,6 +99,12 @@ for rep in $(seq "$UML_REPS"); do
 			if [ "${size:-0}" != "$BYTES" ]; then
 				fail "$flav TLS$BENCH_TLS: big file: got '${size:-}' bytes, want $BYTES"
 				note_file "$T/curl.err"
+				continue
+			fi
+			# The measured connection itself, not only the probe above, has the version and suite.
+			if ! grep -q "SSL connection using ${want/ / \/ }\$" "$T/curl.err"; then
+				fail "$flav TLS$BENCH_TLS rep $rep: the measured transfer negotiated $want"
+				grep 'SSL connection' "$T/curl.err" | sed 's/^/#   /'
 				continue
 			fi
 			# kTLS engaged: the one measured connection installed TX (and RX where expected).
