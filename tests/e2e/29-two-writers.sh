@@ -22,6 +22,10 @@ cc -O1 -g -Wall -pthread -o "$T/duowrite" tests/e2e/progs/duowrite.c || {
 	fail "cannot build tests/e2e/progs/duowrite.c"
 	finish
 }
+cc -O1 -g -std=c11 -Wall -Wextra -Werror -o "$T/tlsclient" tests/e2e/progs/tlsclient.c -lssl -lcrypto || {
+	fail "cannot build tests/e2e/progs/tlsclient.c"
+	finish
+}
 ROUNDS=${ATLAS_DUOWRITE_ROUNDS:-60}
 WANT="^$ROUNDS rounds: both writers' bytes, in order, then the end of the stream"
 
@@ -125,6 +129,13 @@ except (socket.timeout, TimeoutError):
 PYEOF
 	)
 	is_eq "a client that sends 8 MiB before reading: the echo server keeps reading" "$out" "echoed intact"
+	# A TLS 1.3 KeyUpdate that asks for the server's, arriving while its echo waits for
+	# room (tests/e2e/progs/tlsclient.c --flood: 16 MiB out, the KeyUpdate after 8, a
+	# 16 KiB receive buffer, nothing read until all is out): the server's KeyUpdate must
+	# queue behind the record its socket had no room for, not end the connection.
+	out=$(timeout 90 "$T/tlsclient" --port "$port" --ca "$CA" --tls 1.3 --flood $((16 << 20)) 2>&1)
+	is_eq "a KeyUpdate the client requests while the echo waits for room: all 16 MiB echoed intact" \
+		"$(grep '^flood:' <<<"$out")" "flood: sent=16777216 received=16777216 keyupdate=requested match=yes"
 	stop_server echo
 else
 	fail "serve.py echo starts under Atlas"

@@ -16,6 +16,14 @@
  *                     back before the next (an echo server); "echo: sent=N
  *                     received=M match=yes|no", then closes as --close-notify or
  *                     --no-close-notify say (the default: close_notify).
+ *   --flood N         sends N bytes (byte i is i % 251) to an echo server that keeps
+ *                     reading while its echo waits, without reading any back, its
+ *                     receive buffer made small so that the server's echo meets a full
+ *                     socket early; once half are out, SSL_key_update(REQUESTED): the
+ *                     server must answer with a KeyUpdate of its own while its echo is
+ *                     still stuck. Then it reads the N bytes back. "flood: sent=N
+ *                     received=M keyupdate=requested match=yes|no [end=HOW]"; exit 0
+ *                     when all N came back intact.
  *   --keyupdate       with --get: after the first (keep-alive) response; with --echo:
  *                     after the echo. SSL_key_update(NOT_REQUESTED), then one more
  *                     request (or echo record). Expected: a clean close (the server's
@@ -74,6 +82,7 @@ struct opts {
 	const char *get;
 	int requests;
 	long echo;
+	long flood;
 	bool keyupdate;
 	bool alert;
 	bool renegotiate;
@@ -591,6 +600,55 @@ static int do_echo(SSL *ssl, int fd, struct sockbio *sb, const struct opts *o)
 	return strcmp(end, "close_notify") == 0 && !extra ? 0 : 1;
 }
 
+/* ---- --flood ---------------------------------------------------------------------- */
+
+static int do_flood(SSL *ssl, const struct opts *o)
+{
+	unsigned char buf[RECORD_MAX];
+	long sent = 0, received = 0;
+	const char *end = NULL;
+	char why[256];
+	bool match = true, updated = false;
+
+	while (sent < o->flood) {
+		long n = o->flood - sent > RECORD_MAX ? RECORD_MAX : o->flood - sent;
+
+		if (!updated && sent >= o->flood / 2) {
+			if (SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) != 1) {
+				printf("flood: failed SSL_key_update (not TLS 1.3?)\n");
+				return 1;
+			}
+			updated = true;
+		}
+		for (long i = 0; i < n; i++)
+			buf[i] = (unsigned char)((sent + i) % 251);
+		if (!write_all(ssl, buf, (size_t)n)) {
+			end = classify(ssl, -1, why, sizeof(why));
+			break;
+		}
+		sent += n;
+	}
+	while (end == NULL && received < sent) {
+		int r;
+
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_read(ssl, buf, sizeof(buf));
+		if (r <= 0) {
+			end = classify(ssl, r, why, sizeof(why));
+			break;
+		}
+		for (int i = 0; i < r; i++)
+			if (buf[i] != (unsigned char)((received + i) % 251))
+				match = false;
+		received += r;
+	}
+	printf("flood: sent=%ld received=%ld keyupdate=%s match=%s%s%s\n", sent, received,
+	       updated ? "requested" : "none", match ? "yes" : "no", end ? " end=" : "",
+	       end ? end : "");
+	return end == NULL && match && received == o->flood ? 0 : 1;
+}
+
 /* ---- main ------------------------------------------------------------------------ */
 
 static void usage(void)
@@ -600,7 +658,8 @@ static void usage(void)
 			"         (--get PATH [--requests K] [--keyupdate | --close-notify | "
 			"--no-close-notify] |\n"
 			"          --echo N [--keyupdate | --alert | --renegotiate | --tamper]\n"
-			"                   [--close-notify | --no-close-notify])\n");
+			"                   [--close-notify | --no-close-notify] |\n"
+			"          --flood N)\n");
 	exit(2);
 }
 
@@ -614,6 +673,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		{ "get", required_argument, NULL, 'g' },
 		{ "requests", required_argument, NULL, 'n' },
 		{ "echo", required_argument, NULL, 'e' },
+		{ "flood", required_argument, NULL, 'f' },
 		{ "keyupdate", no_argument, NULL, 'k' },
 		{ "alert", no_argument, NULL, 'A' },
 		{ "renegotiate", no_argument, NULL, 'R' },
@@ -628,6 +688,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	o->requests = 1;
 	o->echo = -1;
+	o->flood = -1;
 	o->timeout = 20;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -651,6 +712,9 @@ static void parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'e':
 			o->echo = atol(optarg);
+			break;
+		case 'f':
+			o->flood = atol(optarg);
 			break;
 		case 'k':
 			o->keyupdate = true;
@@ -677,7 +741,8 @@ static void parse(int argc, char **argv, struct opts *o)
 			usage();
 		}
 	}
-	if (optind != argc || o->port <= 0 || o->ca == NULL || (o->get == NULL) == (o->echo < 0))
+	if (optind != argc || o->port <= 0 || o->ca == NULL ||
+	    (o->get != NULL) + (o->echo >= 0) + (o->flood >= 0) != 1)
 		usage();
 	if (o->tls != NULL && strcmp(o->tls, "1.2") != 0 && strcmp(o->tls, "1.3") != 0)
 		usage();
@@ -737,6 +802,11 @@ int main(int argc, char **argv)
 		SSL_CTX_clear_options(ctx, SSL_OP_NO_RENEGOTIATION);
 
 	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (o.flood >= 0) {
+		int small = 16384; /* before connect: the window is set by the handshake */
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	}
 	sin.sin_port = htons((unsigned short)o.port);
 	tv.tv_sec = o.timeout;
 	tv.tv_usec = 0;
@@ -771,6 +841,8 @@ int main(int argc, char **argv)
 
 	if (o.get != NULL)
 		rc = do_get(ssl, &o);
+	else if (o.flood >= 0)
+		rc = do_flood(ssl, &o);
 	else
 		rc = do_echo(ssl, fd, &sb, &o);
 	SSL_free(ssl);
