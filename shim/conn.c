@@ -49,6 +49,7 @@ void atlas_conn_put(struct atlas_conn *c)
 	atlas_tls_ssl_free(c->ssl);
 	free(c->ra_buf);
 	free(c->wb);
+	free(c->sq);
 	OPENSSL_cleanse(c->rx_secret, sizeof(c->rx_secret));
 	pthread_mutex_destroy(&c->lock);
 	free(c);

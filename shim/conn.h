@@ -102,28 +102,29 @@ struct atlas_conn {
 	unsigned ra_len;
 	/*
 	 * Bytes the host counts as written that are not in the kernel yet (engine.c), on
-	 * the userspace path: wb, wb_len bytes of plaintext (NULL when empty). Two ways
-	 * in. Under TCP_CORK the host's cork never reaches the kernel: what it writes is
-	 * gathered into wb and sealed as one record when the host uncorks, when the
-	 * record is full, or when the host waits, reads, shuts down or closes. And a
-	 * write of the host's own that meets a full socket leaves its record with
-	 * OpenSSL, partly sent: its bytes are copied to wb, already sealed, and counted
-	 * as written, as the kernel counts what it queues (with any bytes gathered
-	 * behind it: up to two records, in a block of just that size). wb_sealed: a send
-	 * of wb met a full socket, OpenSSL holds the record partly sent, and nothing may
-	 * join it (gathering appends only to an unsealed wb, always a block of one
-	 * record's size). wb_fd: the fd the bytes came in on (-1: closed since).
+	 * the userspace path. Plaintext: wb, wb_len bytes (NULL when empty). Under
+	 * TCP_CORK the host's cork never reaches the kernel: what it writes is gathered
+	 * into wb and sealed as one record when the host uncorks, when the record is
+	 * full, or when the host waits, reads, shuts down or closes; wb is always a block
+	 * of one record's size. wb_fd: the fd the bytes came in on (-1: closed since).
+	 * Ciphertext: sq, sq_len bytes (NULL when empty), the send queue (tls.c): what
+	 * the socket had no room for of the records OpenSSL wrote once the connection
+	 * was open, a write's own or wb's. It goes before anything else. sq_cut: part
+	 * of the record at its head has gone (the rest must follow, or the peer reads
+	 * a cut record).
 	 * wr_closed: the host shut the connection down for writes (never cleared: writes
 	 * fail with EPIPE from then on); shut_wr: and close_notify and the FIN wait, for
-	 * wb to go out first or for room.
+	 * wb and sq to go out first or for room.
 	 */
 	unsigned char corked;
-	unsigned char wb_sealed;
 	unsigned char wr_closed;
 	unsigned char shut_wr;
+	unsigned char sq_cut;
 	int wb_fd;
 	unsigned wb_len;
 	unsigned char *wb;
+	unsigned sq_len;
+	unsigned char *sq;
 	/*
 	 * ready.c's, guarded by its lock: decrypted bytes wait in OpenSSL (the connection is
 	 * on its list); the handshake waits for hs_want (POLLIN or POLLOUT; 0: none waits);

@@ -65,68 +65,66 @@ static int op_write(SSL *ssl, void *buf, size_t len, size_t *done)
 	return SSL_write_ex(ssl, buf, len, done);
 }
 
-/* wb's bytes are sent: none held any more. Locked. */
+/* wb's bytes are sealed: none held any more. Locked. */
 static void wb_release(struct atlas_conn *c)
 {
 	free(c->wb);
 	__atomic_store_n(&c->wb, NULL, __ATOMIC_RELAXED); /* holds_gathered reads it unlocked */
 	c->wb_len = 0;
-	c->wb_sealed = 0;
 	atlas_ready_gather_update(c);
 }
 
-/* Bytes counted as written wait in wb. Unlocked: a hint; decide under the lock. */
+/* Plaintext gathered under TCP_CORK waits in wb. Unlocked: a hint; decide under the lock. */
 static bool holds_gathered(const struct atlas_conn *c)
 {
 	return __atomic_load_n(&c->wb, __ATOMIC_RELAXED) != NULL;
 }
 
-/* ... and they are sealed: OpenSSL holds their record partly sent. */
-static bool holds_sealed(struct atlas_conn *c)
+/* Ciphertext waits in the send queue (tls.c) for room. Unlocked, as above. */
+static bool holds_queued(const struct atlas_conn *c)
 {
-	bool sealed;
-
-	if (!holds_gathered(c))
-		return false;
-	pthread_mutex_lock(&c->lock);
-	sealed = c->wb_sealed;
-	pthread_mutex_unlock(&c->lock);
-	return sealed;
+	return __atomic_load_n(&c->sq, __ATOMIC_RELAXED) != NULL;
 }
 
-/* ... or a shutdown(SHUT_WR) waits to send close_notify and the FIN. Unlocked, as above. */
+/* ... either, or a shutdown(SHUT_WR) waits to send close_notify and the FIN. Unlocked. */
 static bool owes_bytes(const struct atlas_conn *c)
 {
-	return holds_gathered(c) || __atomic_load_n(&c->shut_wr, __ATOMIC_RELAXED);
+	return holds_gathered(c) || holds_queued(c) ||
+	       __atomic_load_n(&c->shut_wr, __ATOMIC_RELAXED);
 }
 
 /*
  * Something owed waits for room. Whatever the caller does next (returns EAGAIN,
  * or its wait for the socket is cut short), the host's own waits must now wake
- * for POLLOUT too, and its next call sends the rest. (A connection the host has
- * closed is linger.c's.) Locked.
+ * for POLLOUT too, and its next call sends the rest; gathered bytes wait behind
+ * it, not before the host's waits. (A connection the host has closed is
+ * linger.c's.) Locked.
  */
-static void wait_for_room(struct atlas_conn *c)
+void atlas_engine_wait_for_room(struct atlas_conn *c)
 {
+	atlas_ready_gather_update(c);
 	if (__atomic_load_n(&c->fds, __ATOMIC_RELAXED) > 0)
 		atlas_ready_handshake_wait(c, POLLOUT);
 }
 
-/* A send of wb met a full socket: OpenSSL holds its record partly sent. Locked. */
-static void wb_seal(struct atlas_conn *c)
+/* The send queue out, as far as the socket takes it: as atlas_tls_queue_send. Locked. */
+static int send_queue(struct atlas_conn *c, int fd)
 {
-	c->wb_sealed = 1;
-	atlas_ready_gather_update(c);
-	wait_for_room(c);
+	int r = atlas_tls_queue_send(c, fd);
+
+	if (r != 0) {
+		atlas_ready_gather_update(c); /* gathered bytes may go before a wait again */
+		if (!c->shut_wr)
+			atlas_ready_handshake_over(c); /* the host's waits as it asked them */
+	}
+	return r;
 }
 
 /*
- * wb's bytes; buf is the connection. A send that meets a full socket leaves the
- * record sealed in OpenSSL, and its retry is this same call (same bytes, same
- * length), as SSL_write requires. One SSL_write may take less than wb holds (a
- * record is shorter when the client asked for a smaller max_fragment_length, and
- * a record taken over from a write may have gathered bytes behind it): on with
- * the rest until wb is empty or the socket full.
+ * wb's bytes (buf is the connection), one record per SSL_write: a record is
+ * shorter when the client asked for a smaller max_fragment_length. It stops
+ * when a record's rest had to wait in the send queue: the rest of wb waits
+ * behind it.
  */
 static int op_flush(SSL *ssl, void *buf, size_t len, size_t *done)
 {
@@ -136,46 +134,26 @@ static int op_flush(SSL *ssl, void *buf, size_t len, size_t *done)
 
 	(void)len;
 	*done = 0;
-	while (c->wb != NULL && r > 0) {
+	while (c->wb != NULL && c->sq == NULL && r > 0) {
 		r = SSL_write_ex(ssl, c->wb, c->wb_len, &n);
 		if (r > 0 && n < c->wb_len) {
 			memmove(c->wb, c->wb + n, c->wb_len - n);
 			c->wb_len -= (unsigned)n;
 		} else if (r > 0) {
-			/* All sent: a wait for POLLOUT on its behalf is over. */
 			wb_release(c);
-			atlas_ready_handshake_over(c);
 		}
 	}
-	if (r <= 0)
-		wb_seal(c);
 	return r;
 }
 
-/*
- * A write of the host's met a full socket, and OpenSSL holds its record partly
- * sent. OpenSSL's retry must offer the same bytes; the host need not: after
- * EAGAIN a socket's owner may write other bytes, shut down, or let another
- * thread write first. So the bytes move to wb, sealed, and count as written, as
- * the kernel counts what it queues; whatever the host does next sends them first
- * (or linger.c, after a close). Bytes another thread gathered meanwhile under
- * TCP_CORK follow them. Locked; false when out of memory.
- */
-static bool take_over_record(struct atlas_conn *c, int fd, const void *buf, size_t len)
+/* Only the send queue, which run_op sends before any write: nothing more. */
+static int op_drain(SSL *ssl, void *buf, size_t len, size_t *done)
 {
-	unsigned char *wb = malloc(len + c->wb_len);
-
-	if (wb == NULL)
-		return false;
-	memcpy(wb, buf, len);
-	if (c->wb != NULL)
-		memcpy(wb + len, c->wb, c->wb_len);
-	free(c->wb);
-	__atomic_store_n(&c->wb, wb, __ATOMIC_RELAXED); /* as in wb_release */
-	c->wb_len += (unsigned)len;
-	c->wb_fd = fd;
-	wb_seal(c);
-	return true;
+	(void)ssl;
+	(void)buf;
+	(void)len;
+	*done = 0;
+	return 1;
 }
 
 /* The connection will never carry TLS: say why, free OpenSSL's state. Called locked. */
@@ -435,6 +413,7 @@ static void mark_broken(struct atlas_conn *c, int fd, int herr)
 
 	c->state = ATLAS_CONN_BROKEN;
 	c->fail_errno = herr;
+	atlas_tls_queue_drop(c); /* nothing more goes */
 	atlas_log_ssl_reason(reason, sizeof(reason));
 	if (atlas_log_enabled(ATLAS_LOG_INFO))
 		atlas_log(ATLAS_LOG_INFO, "%s: connection broken: %s",
@@ -450,11 +429,12 @@ static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_bl
  * for the readiness OpenSSL asks for; a non-blocking one gets EAGAIN. op may
  * be NULL to only finish the handshake (returns 0).
  *
- * A write goes behind the bytes already counted as written (wb): once they are
- * sealed, OpenSSL's pending record is theirs, and they go first. A write whose
- * own record meets a full socket hands it to wb (take_over_record) and counts
- * it as written. A read that waits while wb holds bytes waits for room as well,
- * and sends them when there is (the kernel sends its queue while the host reads).
+ * A write (op_write, op_flush, op_drain) goes behind the send queue (tls.c):
+ * what is queued is sent first, and while some of it waits for room the write
+ * waits too (or gets EAGAIN). Each SSL_write is then taken whole: what the socket
+ * has no room for joins the queue, counted as written, as the kernel counts what
+ * it queues. A read that waits while bytes are owed waits for room as well, and
+ * sends them when there is (the kernel sends its queue while the host reads).
  */
 static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block, bool is_write,
 		      ssl_op_fn op, void *buf, size_t len)
@@ -465,13 +445,12 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 		enum step s;
 		size_t done = 0;
 		int r, e, herr = 0;
-		bool behind = false;
 
 		pthread_mutex_lock(&c->lock);
 		c->io_fd = fd;
 		s = handshake_step(c, fd);
 		/* The host's waits as it asked them again, unless something owed waits for room. */
-		if (s == STEP_FAILED || (s == STEP_DONE && !c->wb_sealed && !c->shut_wr))
+		if (s == STEP_FAILED || (s == STEP_DONE && c->sq == NULL && !c->shut_wr))
 			atlas_ready_handshake_over(c);
 		if (s == STEP_FAILED) {
 			ssize_t ret = failed_result(c, is_write);
@@ -489,21 +468,44 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 				errno = EIO;
 				return -1;
 			}
-			if (is_write && ((SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN) ||
-					 (c->wr_closed && op != op_flush))) {
-				/* After shutdown(SHUT_WR), as for a plain socket. */
+			/* After shutdown(SHUT_WR) (or close_notify), as for a plain socket; the queue still goes. */
+			if (op == op_write ? (c->wr_closed ||
+					      (SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN))
+					   : (op == op_flush &&
+					      (SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN))) {
 				pthread_mutex_unlock(&c->lock);
 				errno = EPIPE;
 				return -1;
 			}
-			behind = op == op_write && c->wb_sealed;
+			if (is_write && c->sq != NULL) {
+				int q = send_queue(c, fd);
+
+				if (q < 0) {
+					herr = errno;
+					mark_broken(c, fd, herr);
+					atlas_ready_update(c);
+					pthread_mutex_unlock(&c->lock);
+					errno = herr;
+					return -1;
+				}
+				if (q == 0)
+					s = STEP_WANT_WRITE;
+			}
+		}
+		if (s == STEP_DONE) {
 			ERR_clear_error();
 			errno = 0; /* as above: SSL_ERROR_SYSCALL reads errno */
-			r = behind ? op_flush(c->ssl, c, 0, &done) : op(c->ssl, buf, len, &done);
+			r = op(c->ssl, buf, len, &done);
 			atlas_ready_update(c);
-			if (r > 0 && behind) {
+			if (c->sq == NULL && !c->shut_wr)
+				atlas_ready_handshake_over(c); /* a wait for room is over */
+			if (c->wb != NULL)
+				atlas_ready_gather_update(
+					c); /* the queue may have emptied before it */
+			if (r > 0 && (op == op_flush || op == op_drain) &&
+			    (c->wb != NULL || c->sq != NULL)) {
 				pthread_mutex_unlock(&c->lock);
-				continue; /* now the write itself */
+				continue; /* a flush goes on until all is out, or no room is left */
 			}
 			if (r > 0) {
 				pthread_mutex_unlock(&c->lock);
@@ -516,16 +518,7 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 				break;
 			case ATLAS_ERRMAP_WANT_WRITE:
 				s = STEP_WANT_WRITE;
-				if (op != op_write || behind)
-					break;
-				if (!take_over_record(c, fd, buf, len)) {
-					mark_broken(c, fd, ENOMEM);
-					pthread_mutex_unlock(&c->lock);
-					errno = ENOMEM;
-					return -1;
-				}
-				pthread_mutex_unlock(&c->lock);
-				return (ssize_t)len;
+				break;
 			case ATLAS_ERRMAP_EOF:
 				pthread_mutex_unlock(&c->lock);
 				if (is_write) {
@@ -547,7 +540,7 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 		bool flush_too =
 			!is_write && !in_handshake &&
 			((c->wb != NULL && !(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)) ||
-			 c->shut_wr);
+			 c->sq != NULL || c->shut_wr);
 
 		if (!force_block && nonblock < 0)
 			nonblock = fd_nonblocking(fd, flags);
@@ -698,8 +691,7 @@ static size_t iov_copy(char *dst, size_t cap, const struct iovec *iov, int iovcn
 /*
  * The next piece of the iovecs to hand to SSL_write, one record at most: a
  * pointer into one iovec when it holds a full record's worth (or is all that
- * is left), else up to one record gathered into scratch. A record that meets
- * a full socket holds exactly these bytes, which take_over_record copies.
+ * is left), else up to one record gathered into scratch.
  */
 static size_t next_chunk(const struct iovec *iov, int iovcnt, size_t skip, char *scratch,
 			 const char **out)
@@ -737,12 +729,12 @@ static size_t next_chunk(const struct iovec *iov, int iovcnt, size_t skip, char 
  * send queue, so they must go out without the host asking again: when the
  * host uncorks, sets TCP_NODELAY, reads, waits (poll, select, epoll: the kernel
  * sends a corked socket's data within 200 ms, Atlas before the host sleeps),
- * shuts down or closes. A send that meets a full socket leaves the record
- * sealed in OpenSSL (c->wb_sealed); the host's next call on the connection
- * sends the rest, and its waits are made to wait for POLLOUT meanwhile (ready.c,
- * as for a handshake). Closed with bytes still unsent, the socket is kept open
- * by linger.c until they are out (or a minute has passed), as the kernel keeps
- * a closed socket's queue.
+ * shuts down or closes. What of the record meets a full socket waits in the
+ * send queue, as any record's rest does; the host's next call on the connection
+ * sends it, and its waits are made to wait for POLLOUT meanwhile (ready.c, as
+ * for a handshake). Closed with bytes still unsent, the socket is kept open by
+ * linger.c until they are out (or a minute has passed), as the kernel keeps a
+ * closed socket's queue.
  */
 enum gather {
 	GATHER_DIRECT, /* not corked (or whole records): through OpenSSL as they are */
@@ -757,7 +749,7 @@ static enum gather gather_locked(struct atlas_conn *c, int fd, const struct iove
 {
 	if (c->wr_closed)
 		return GATHER_SHUT;
-	if (c->wb != NULL && (c->wb_sealed || !c->corked || c->wb_len == ATLAS_RECORD_MAX))
+	if (c->wb != NULL && (!c->corked || c->wb_len == ATLAS_RECORD_MAX))
 		return GATHER_FLUSH;
 	if (!c->corked || c->state != ATLAS_CONN_OPEN || c->ssl == NULL)
 		return GATHER_DIRECT;
@@ -779,11 +771,11 @@ static enum gather gather_locked(struct atlas_conn *c, int fd, const struct iove
 static bool shutdown_wr_now(struct atlas_conn *c, int fd);
 
 /*
- * Sends wb, waiting as flags, force_block and the fd's mode say (not at all
- * with MSG_DONTWAIT), then close_notify and the FIN of a shutdown(SHUT_WR)
- * that waited for it. 0 when nothing is left, else -1 with errno; what is left
- * stays (wb sealed in OpenSSL, c->shut_wr) for the host's next call (EAGAIN,
- * EINTR).
+ * Sends the send queue and wb, waiting as flags, force_block and the fd's mode
+ * say (not at all with MSG_DONTWAIT), then close_notify and the FIN of a
+ * shutdown(SHUT_WR) that waited for them. 0 when nothing is left, else -1 with
+ * errno; what is left stays (c->sq, c->wb, c->shut_wr) for the host's next call
+ * (EAGAIN, EINTR).
  */
 static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_block)
 {
@@ -791,10 +783,12 @@ static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_bl
 
 	if (!owes_bytes(c))
 		return 0;
-	if (holds_gathered(c) && run_op(c, fd, flags, force_block, true, op_flush, c, 0) < 0)
+	if ((holds_gathered(c) || holds_queued(c)) &&
+	    run_op(c, fd, flags, force_block, true, holds_gathered(c) ? op_flush : op_drain, c, 0) <
+		    0)
 		return -1;
 	pthread_mutex_lock(&c->lock);
-	shut = c->shut_wr && c->wb == NULL;
+	shut = c->shut_wr && c->wb == NULL && c->sq == NULL;
 	/* This thread sends them, once. */
 	if (shut)
 		__atomic_store_n(&c->shut_wr, 0, __ATOMIC_RELAXED);
@@ -852,12 +846,12 @@ static ssize_t send_iov(struct atlas_conn *c, int fd, const struct iovec *iov, i
 	/*
 	 * A blocking write returns once its bytes are in the kernel, as the kernel's does: a
 	 * host that writes, then sleeps, forks or exits must not leave its last record in
-	 * wb. Cut short (a signal, SO_SNDTIMEO, a shutdown), the bytes stay counted and go
-	 * with the host's next call, as the kernel's queue would. (Bytes gathered under
-	 * TCP_CORK are not sealed: they wait for the uncork, as in the kernel.)
+	 * the send queue. Cut short (a signal, SO_SNDTIMEO, a shutdown), the bytes stay
+	 * counted and go with the host's next call, as the kernel's queue would. (Bytes
+	 * gathered under TCP_CORK wait for the uncork, as in the kernel.)
 	 */
-	if (holds_sealed(c) && !fd_nonblocking(fd, flags))
-		flush_gathered(c, fd, flags, false);
+	if (holds_queued(c) && !fd_nonblocking(fd, flags))
+		run_op(c, fd, flags, false, true, op_drain, NULL, 0);
 	return (ssize_t)done;
 }
 
@@ -894,7 +888,7 @@ int atlas_engine_corked(struct atlas_conn *c)
  * through the fd the bytes came in on only while it is still the connection's:
  * a close of that fd takes the lock before the fd goes (atlas_engine_fd_closing),
  * so its number cannot be reused meanwhile. Every connection leaves the list:
- * sent, sealed (then waiting for POLLOUT), broken, or, when its fd is gone, left
+ * sent, behind the send queue (then waiting for POLLOUT), broken, or, when its fd is gone, left
  * for the host's next call on the connection.
  */
 static void flush_before_wait(struct atlas_conn *c)
@@ -904,7 +898,7 @@ static void flush_before_wait(struct atlas_conn *c)
 
 	pthread_mutex_lock(&c->lock);
 	fd = c->wb_fd;
-	if (c->wb == NULL || c->wb_sealed) {
+	if (c->wb == NULL) {
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
@@ -916,13 +910,18 @@ static void flush_before_wait(struct atlas_conn *c)
 		return;
 	}
 	c->io_fd = fd;
-	ERR_clear_error();
-	errno = 0;
-	r = op_flush(c->ssl, c, 0, &done);
-	if (r <= 0 &&
-	    atlas_errmap_ssl(SSL_get_error(c->ssl, r), errno, &herr) == ATLAS_ERRMAP_FATAL)
-		mark_broken(c, fd, herr);
-	ERR_clear_error();
+	if (c->sq != NULL && send_queue(c, fd) < 0) {
+		mark_broken(c, fd, errno);
+	} else if (c->sq == NULL) {
+		ERR_clear_error();
+		errno = 0;
+		r = op_flush(c->ssl, c, 0, &done);
+		if (r <= 0 &&
+		    atlas_errmap_ssl(SSL_get_error(c->ssl, r), errno, &herr) == ATLAS_ERRMAP_FATAL)
+			mark_broken(c, fd, herr);
+		ERR_clear_error();
+	}
+	atlas_ready_gather_update(c); /* sent, or behind the queue, or broken: off the list */
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -1109,8 +1108,6 @@ static bool send_close_notify(struct atlas_conn *c, int fd, bool wait)
 	deadline.tv_sec += 1; /* a peer that will not read must not hold the host for long */
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
-		int r;
-
 		if (c->state != ATLAS_CONN_OPEN || c->pid != getpid())
 			break;
 		if (c->ktls & ATLAS_KTLS_TX) {
@@ -1138,10 +1135,15 @@ static bool send_close_notify(struct atlas_conn *c, int fd, bool wait)
 			if (!wait)
 				break;
 		} else {
+			/*
+			 * close_notify joins the send queue (tls.c), behind what waits there: it
+			 * is out when the queue is. A socket that failed sends nothing more.
+			 */
 			c->io_fd = fd;
 			ERR_clear_error();
-			r = SSL_shutdown(c->ssl);
-			full = r < 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_WRITE;
+			if (!(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN))
+				SSL_shutdown(c->ssl);
+			full = c->sq != NULL && send_queue(c, fd) == 0;
 			if (!full || !wait)
 				break;
 		}
@@ -1194,13 +1196,13 @@ static bool shutdown_wr_now(struct atlas_conn *c, int fd)
 	if (!send_close_notify(c, fd, false)) {
 		pthread_mutex_lock(&c->lock);
 		__atomic_store_n(&c->shut_wr, 1, __ATOMIC_RELAXED);
-		wait_for_room(c);
+		atlas_engine_wait_for_room(c);
 		pthread_mutex_unlock(&c->lock);
 		return false;
 	}
 	atlas_real.shutdown(fd, SHUT_WR);
 	pthread_mutex_lock(&c->lock);
-	if (!c->wb_sealed)
+	if (c->sq == NULL)
 		atlas_ready_handshake_over(c); /* the host's waits as it asked them again */
 	pthread_mutex_unlock(&c->lock);
 	return true;
@@ -1280,7 +1282,9 @@ void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 		goto done;
 	if (closes_abortively(c, fd)) {
 		pthread_mutex_lock(&c->lock);
-		wb_release(c); /* a reset is what the host asked for */
+		if (c->wb != NULL)
+			wb_release(c); /* a reset is what the host asked for */
+		atlas_tls_queue_drop(c);
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
@@ -1298,9 +1302,22 @@ void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 		pthread_mutex_unlock(&c->lock);
 	}
 done:
-	/* Gathered bytes went out but left no room for close_notify: it follows them from linger.c. */
-	if (last && !send_close_notify(c, fd, false) && gathered)
-		atlas_linger_adopt(c, fd);
+	/*
+	 * close_notify waits in the send queue: it follows from linger.c, as the kernel
+	 * sends a closed socket's queue, when bytes went before it, or when part of it
+	 * went (the peer would read a cut record); else it is left, as before a full socket.
+	 */
+	if (last && !send_close_notify(c, fd, false)) {
+		bool started;
+
+		pthread_mutex_lock(&c->lock);
+		started = c->sq != NULL && c->sq_cut;
+		if (!gathered && !started)
+			atlas_tls_queue_drop(c);
+		pthread_mutex_unlock(&c->lock);
+		if (gathered || started)
+			atlas_linger_adopt(c, fd);
+	}
 }
 
 bool atlas_engine_linger_step(struct atlas_conn *c, int fd)

@@ -78,6 +78,12 @@ int atlas_engine_setsockopt_tcp(struct atlas_conn *c, int fd, int name, int on);
 /* getsockopt(TCP_CORK): the host's cork as it set it. */
 int atlas_engine_corked(struct atlas_conn *c);
 
+/*
+ * Bytes the host counts as written now wait for room (tls.c's send queue): the
+ * host's waits must wake for POLLOUT too, and its next call sends them. Locked.
+ */
+void atlas_engine_wait_for_room(struct atlas_conn *c);
+
 /* The host is about to wait (poll, select, epoll): what it wrote corked goes out first. */
 void atlas_engine_before_wait(void);
 

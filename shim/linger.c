@@ -208,7 +208,7 @@ void atlas_linger_adopt(struct atlas_conn *c, int fd)
 
 		atlas_log(ATLAS_LOG_INFO,
 			  "%s: closed with %u bytes unsent: sending them after close",
-			  atlas_conn_describe(c, fd, who, sizeof(who)), c->wb_len);
+			  atlas_conn_describe(c, fd, who, sizeof(who)), c->wb_len + c->sq_len);
 	}
 	atlas_conn_get(c);
 	list[count].c = c;

@@ -100,7 +100,7 @@ void atlas_ready_update(struct atlas_conn *c)
 /*
  * Does c's need add to the host's question rather than replace it? A handshake
  * needs what it needs, whatever the host asks. An open connection waits for room
- * for bytes the host counts as written (engine.c: wb_seal), and the host's own
+ * for bytes the host counts as written (tls.c's send queue), and the host's own
  * question stands beside it: a peer that writes before it reads must still be
  * read from, or room may never come.
  */
@@ -214,7 +214,8 @@ void atlas_ready_remove(struct atlas_conn *c)
 
 void atlas_ready_gather_update(struct atlas_conn *c)
 {
-	bool listed_now = c->wb != NULL && !c->wb_sealed && c->wb_fd >= 0;
+	/* Gathered bytes go before the host waits, unless they wait behind the send queue. */
+	bool listed_now = c->wb != NULL && c->sq == NULL && c->wb_fd >= 0;
 
 	if (listed_now == (bool)c->gathering)
 		return;

@@ -20,7 +20,7 @@
  * what the host asked for: its next read or write runs the handshake on.
  * For epoll the registration itself is changed (EPOLL_CTL_MOD) and given back
  * once the handshake is over. Bytes the host counts as written that met a full
- * socket (engine.c: wb_seal), and a shutdown's close_notify behind them, wait
+ * socket (tls.c: the send queue), and a shutdown's close_notify behind them, wait
  * for POLLOUT too, but beside the host's own question, not instead of it: the
  * host may wait to read (and must still see a peer that writes before it
  * reads), and its next call sends them on.

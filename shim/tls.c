@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 
 #include "conn.h"
+#include "engine.h"
 #include "ktls.h"
 #include "log.h"
 #include "offload.h"
@@ -222,12 +223,97 @@ static int conn_bio_read(BIO *b, char *buf, int len)
 	return bio_recv(b, c->io_fd, buf, (size_t)len);
 }
 
+/* Drops the send queue: nothing more will go (a failed socket, or a reset asked for). Locked. */
+void atlas_tls_queue_drop(struct atlas_conn *c)
+{
+	free(c->sq);
+	__atomic_store_n(&c->sq, NULL, __ATOMIC_RELAXED); /* engine.c reads it unlocked */
+	c->sq_len = 0;
+	c->sq_cut = 0;
+}
+
+int atlas_tls_queue_send(struct atlas_conn *c, int fd)
+{
+	while (c->sq_len > 0) {
+		ssize_t n = atlas_real.send(fd, c->sq, c->sq_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0) {
+			int e = errno;
+
+			atlas_tls_queue_drop(c);
+			errno = e;
+			return -1;
+		}
+		memmove(c->sq, c->sq + n, c->sq_len - (size_t)n);
+		c->sq_len -= (unsigned)n;
+		c->sq_cut = 1; /* the record at its head, at least, has partly gone */
+	}
+	atlas_tls_queue_drop(c);
+	return 1;
+}
+
+static bool queue_append(struct atlas_conn *c, const char *buf, size_t len)
+{
+	unsigned char *q = realloc(c->sq, c->sq_len + len);
+
+	if (q == NULL)
+		return false;
+	memcpy(q + c->sq_len, buf, len);
+	__atomic_store_n(&c->sq, q, __ATOMIC_RELAXED);
+	c->sq_len += (unsigned)len;
+	return true;
+}
+
+/*
+ * A write of OpenSSL's on an open connection on the userspace path: behind what
+ * the queue holds, as much as the socket takes, and the rest into the queue. The
+ * whole record counts as written, so OpenSSL never holds one partly sent (whose
+ * retry would have to be the same SSL_write, and would refuse a KeyUpdate or an
+ * alert meanwhile). Callers write through SSL_write only with the queue empty
+ * (engine.c), so it holds one record's rest at most, and what SSL_read (a KeyUpdate)
+ * or SSL_shutdown (close_notify) adds behind it.
+ */
+static int queue_write(struct atlas_conn *c, const char *buf, int len)
+{
+	bool was_empty;
+	ssize_t n = 0;
+
+	if (c->sq != NULL && atlas_tls_queue_send(c, c->io_fd) < 0)
+		return -1;
+	was_empty = c->sq == NULL;
+	if (was_empty) {
+		/* MSG_NOSIGNAL: a peer that went away must not kill the host with SIGPIPE. */
+		n = atlas_real.send(c->io_fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		if (n < 0)
+			n = 0;
+	}
+	if (n < len) {
+		if (!queue_append(c, buf + n, (size_t)(len - n))) {
+			errno = ENOMEM; /* the record is cut: the connection cannot go on */
+			return -1;
+		}
+		if (n > 0)
+			c->sq_cut = 1;
+		if (was_empty)
+			atlas_engine_wait_for_room(c);
+	}
+	return len;
+}
+
 static int conn_bio_write(BIO *b, const char *buf, int len)
 {
 	struct atlas_conn *c = BIO_get_data(b);
 	ssize_t n;
 
 	BIO_clear_retry_flags(b);
+	if (c->state == ATLAS_CONN_OPEN && !(c->ktls & ATLAS_KTLS_TX))
+		return queue_write(c, buf, len);
 	if (c->ctrl_type != 0) {
 		/* One whole record or EAGAIN: the kernel never sends part of a control message. */
 		n = atlas_ktls_send_record(c->io_fd, c->ctrl_type, buf, (size_t)len, MSG_DONTWAIT);

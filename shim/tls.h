@@ -40,6 +40,17 @@ SSL_CTX *atlas_tls_ctx_new(const struct atlas_config *cfg, bool ktls, char *err,
 SSL *atlas_tls_ssl_new(SSL_CTX *ctx, struct atlas_conn *c);
 
 /*
+ * The send queue (c->sq): once a connection on the userspace path is open, the BIO
+ * takes every record OpenSSL writes whole, and what the socket has no room for
+ * waits here, counted as written, as the kernel counts what it queues. The engine
+ * sends it before any later write. atlas_tls_queue_send: as much of it as fd takes;
+ * 1 when none is left, 0 when some is (no room), -1 with errno when the socket
+ * failed (the queue is dropped then). atlas_tls_queue_drop: forget it. Both locked.
+ */
+int atlas_tls_queue_send(struct atlas_conn *c, int fd);
+void atlas_tls_queue_drop(struct atlas_conn *c);
+
+/*
  * Routes the allocations of Atlas's own OpenSSL (linked privately: the host's
  * OpenSSL, if any, is not touched) through functions of Atlas's, so that
  * atlas_tls_ssl_free() can wipe what it frees. Call before OpenSSL's first
