@@ -502,10 +502,11 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 			if (c->wb != NULL)
 				atlas_ready_gather_update(
 					c); /* the queue may have emptied before it */
-			if (r > 0 && (op == op_flush || op == op_drain) &&
-			    (c->wb != NULL || c->sq != NULL)) {
+			/* A flush goes on until all is out (a drain, the queue), or no room is left. */
+			if (r > 0 && ((op == op_flush && (c->wb != NULL || c->sq != NULL)) ||
+				      (op == op_drain && c->sq != NULL))) {
 				pthread_mutex_unlock(&c->lock);
-				continue; /* a flush goes on until all is out, or no room is left */
+				continue;
 			}
 			if (r > 0) {
 				pthread_mutex_unlock(&c->lock);
@@ -997,6 +998,10 @@ static int sink_ready(void *ctx)
 		return -1;
 	if (!fd_nonblocking(io->fd, io->flags))
 		return 0;
+	/* The send queue first: while some of it waits, there is no room for more. */
+	if (holds_queued(io->c) &&
+	    run_op(io->c, io->fd, MSG_DONTWAIT, false, true, op_drain, NULL, 0) < 0)
+		return -1;
 	if (atlas_real.poll(&pfd, 1, 0) == 1)
 		return 0;
 	errno = EAGAIN;

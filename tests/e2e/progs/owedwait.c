@@ -13,7 +13,11 @@
  *                hundreds of thousands: a wait that reports room for Atlas's
  *                bytes as the host's readiness must let the host's next read send
  *                them);
- *   shut-splice  the same after shutdown(SHUT_WR) with close_notify waiting.
+ *   shut-splice  the same after shutdown(SHUT_WR) with close_notify waiting;
+ *   cork-block   the fd made blocking, TCP_CORK on, a blocking write of 100 bytes
+ *                (gathered), TCP_CORK off: "cork-block: little CPU, wrote W" (the
+ *                write waits for room for what waited before it, and must not spin
+ *                while its own bytes wait for the uncork).
  *
  * The client (the test) sends "go\n", for oneshot "more" 0.3 s and 1.3 s later,
  * reads nothing for a second, then reads to the end or a 2 s silence and says how
@@ -23,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,13 +116,35 @@ static int splice_read(int fd, int shut)
 	return 0;
 }
 
+static int cork_block(int fd)
+{
+	static const char tail[100] = "the corked tail";
+	int on = 1, off = 0;
+	clock_t c0;
+	long wrote;
+
+	read_go(fd);
+	wrote = fill(fd, 1000);
+	fcntl(fd, F_SETFL, 0);
+	setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+	c0 = clock();
+	if (write(fd, tail, sizeof(tail)) == (ssize_t)sizeof(tail))
+		wrote += (long)sizeof(tail);
+	setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+	printf("cork-block: %s CPU, wrote %ld\n",
+	       (double)(clock() - c0) / CLOCKS_PER_SEC < 0.5 ? "little" : "too much", wrote);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int l, fd, one = 1, size = 8192;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: owedwait PORT oneshot|splice-read|shut-splice\n");
+		fprintf(stderr,
+			"usage: owedwait PORT oneshot|splice-read|shut-splice|cork-block\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -137,5 +164,7 @@ int main(int argc, char **argv)
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	if (strcmp(argv[2], "oneshot") == 0)
 		return oneshot(fd);
+	if (strcmp(argv[2], "cork-block") == 0)
+		return cork_block(fd);
 	return splice_read(fd, strcmp(argv[2], "shut-splice") == 0);
 }
