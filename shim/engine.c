@@ -750,7 +750,12 @@ static enum gather gather_locked(struct atlas_conn *c, int fd, const struct iove
 {
 	if (c->wr_closed)
 		return GATHER_SHUT;
-	if (c->wb != NULL && (!c->corked || c->wb_len == ATLAS_RECORD_MAX))
+	/*
+	 * Behind bytes that wait for room nothing is taken, corked or not, as the kernel
+	 * takes nothing into a full send queue: the host sees EAGAIN and waits for room,
+	 * with its write still to do, rather than counting it and waiting for its peer.
+	 */
+	if (c->sq != NULL || (c->wb != NULL && (!c->corked || c->wb_len == ATLAS_RECORD_MAX)))
 		return GATHER_FLUSH;
 	if (!c->corked || c->state != ATLAS_CONN_OPEN || c->ssl == NULL)
 		return GATHER_DIRECT;

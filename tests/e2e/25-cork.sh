@@ -55,4 +55,71 @@ else
 	note_file "$(server_log cork)"
 fi
 stop_server cork
+
+# nginx itself (tcp_nopush, sendfile, a 16 KiB send buffer), to readers that wait
+# before reading: a response's last bytes, written while the record before them
+# still waits for room, must get EAGAIN (nginx then waits for room and writes them
+# again), not be counted and left behind the queue while nginx waits for the next
+# request. 9385a0a left 21 of 57 such responses short until keepalive_timeout.
+mkdir -p "$T/ngx/www"
+for k in 40 64 66 70 78 96 100 110 112 120; do
+	head -c $((k * 1024 + 123)) /dev/urandom >"$T/ngx/www/f$k.bin"
+done
+nport=$(free_port)
+cat >"$T/ngx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $T/ngx/nginx.pid;
+error_log stderr warn;
+events { use epoll; }
+http {
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_timeout 60s;
+	client_body_temp_path $T/ngx/body;
+	proxy_temp_path $T/ngx/proxy;
+	fastcgi_temp_path $T/ngx/fastcgi;
+	uwsgi_temp_path $T/ngx/uwsgi;
+	scgi_temp_path $T/ngx/scgi;
+	default_type application/octet-stream;
+	server { listen 127.0.0.1:$nport sndbuf=16k; root $T/ngx/www; }
+}
+EOF
+if start_server nginx "$nport" -- ./atlas-preload.sh --cert "$EC_CERT" --key "$EC_KEY" \
+	--ports "$nport" -- /usr/sbin/nginx -c "$T/ngx/nginx.conf"; then
+	out=$(timeout 120 "$PY" - "$nport" "$CA" "$T/ngx/www" <<'PYEOF' 2>&1
+import os, socket, ssl, sys, time
+port, ca, www = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca)
+short = []
+names = sorted(os.listdir(www))
+for name in names:
+    want = os.path.getsize(os.path.join(www, name))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.sendall(f"GET /{name} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    time.sleep(0.3)
+    s.settimeout(3)
+    buf, got = b"", 0
+    try:
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(65536)
+        got = len(buf.split(b"\r\n\r\n", 1)[1])
+        while got < want:
+            got += len(s.recv(65536))
+    except (socket.timeout, TimeoutError):
+        short.append(f"{name} {got}/{want}")
+    s.close()
+print(f"{len(names) - len(short)} of {len(names)} whole within 3 s" + (": short " + ", ".join(short) if short else ""))
+PYEOF
+	)
+	is_eq "nginx (tcp_nopush, 16 KiB send buffer) to readers that wait: every response whole, without waiting for the next request" \
+		"$out" "10 of 10 whole within 3 s"
+	stop_server nginx
+else
+	fail "nginx starts under Atlas"
+fi
 finish
