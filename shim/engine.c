@@ -931,6 +931,14 @@ static void flush_before_wait(struct atlas_conn *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+void atlas_engine_room_came(struct atlas_conn *c, int fd)
+{
+	/* Only through an fd that is still c's, in the process that owns the session. */
+	if (atlas_fdtab_peek(fd) != c || __atomic_load_n(&c->pid, __ATOMIC_RELAXED) != getpid())
+		return;
+	send_owed(c, fd);
+}
+
 void atlas_engine_before_wait(void)
 {
 	struct atlas_conn *list[16];

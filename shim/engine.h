@@ -84,6 +84,13 @@ int atlas_engine_corked(struct atlas_conn *c);
  */
 void atlas_engine_wait_for_room(struct atlas_conn *c);
 
+/*
+ * The kernel reported room on fd, one of c's, to a wait of the host's that asked
+ * for it itself: send what c owes, without waiting. (A host that has nothing more
+ * to write ignores that readiness.) Unlocked.
+ */
+void atlas_engine_room_came(struct atlas_conn *c, int fd);
+
 /* The host is about to wait (poll, select, epoll): what it wrote corked goes out first. */
 void atlas_engine_before_wait(void);
 

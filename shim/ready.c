@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 
 #include "conn.h"
+#include "engine.h"
 #include "fdtab.h"
 #include "real.h"
 
@@ -314,14 +315,46 @@ static uint32_t as_asked(uint32_t got, uint32_t asked, uint32_t io)
 	return (got & ~io) | (asked & io);
 }
 
+/*
+ * Did the kernel report room (or an error) for c among the n events? c is registered
+ * as the host asked, which includes EPOLLOUT. Locked.
+ */
+static bool room_reported(const struct atlas_conn *c, const struct epoll_event *events, int n)
+{
+	for (int j = 0; j < n; j++)
+		if (events[j].data.u64 == c->ep_data.u64 &&
+		    (events[j].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return true;
+	return false;
+}
+
 void atlas_ready_epoll_translate(int epfd, struct epoll_event *events, int n)
 {
+	struct atlas_conn *owed[16];
+	int owed_fd[16];
+	unsigned k = 0;
+
 	pthread_mutex_lock(&list_lock);
 	for (unsigned i = 0; i < handshakes.n; i++) {
 		struct atlas_conn *c = handshakes.at[i];
 
-		if (c->ep_fd != epfd || c->ep_kernel == c->ep_events)
-			continue; /* not registered here, or registered as the host asked */
+		if (c->ep_fd != epfd)
+			continue; /* not registered here */
+		if (c->ep_kernel == c->ep_events) {
+			/*
+			 * Registered as the host asked, EPOLLOUT included (nginx registers every
+			 * connection for EPOLLIN|EPOLLOUT|EPOLLET): room for an open connection's
+			 * owed bytes reaches the host as its own EPOLLOUT, which a host with
+			 * nothing more to write ignores while it waits for the next request.
+			 * Those bytes go now, after the lists' lock is let go.
+			 */
+			if (k < 16 && need_adds(c) && room_reported(c, events, n)) {
+				atlas_conn_get(c);
+				owed_fd[k] = c->ep_sock;
+				owed[k++] = c;
+			}
+			continue;
+		}
 		for (int j = 0; j < n; j++) {
 			if (events[j].data.u64 != c->ep_data.u64)
 				continue;
@@ -331,6 +364,10 @@ void atlas_ready_epoll_translate(int epfd, struct epoll_event *events, int n)
 		}
 	}
 	pthread_mutex_unlock(&list_lock);
+	for (unsigned i = 0; i < k; i++) {
+		atlas_engine_room_came(owed[i], owed_fd[i]);
+		atlas_conn_put(owed[i]);
+	}
 }
 
 /* What c's need (need_adds) makes of a question about fd: the same question if none waits. */

@@ -146,7 +146,9 @@ fi
 # stays disarmed; a poll loop that reads with splice() is woken a few times, not
 # hundreds of thousands, and the bytes go out; the same after shutdown(SHUT_WR); a
 # blocking write under TCP_CORK behind them waits for room without spinning (9385a0a
-# spun there for ever). Plain TCP first, for the kernel's answer.
+# spun there for ever); a server registered for EPOLLIN|EPOLLOUT|EPOLLET (nginx) that
+# then only waits for a request still gets them out. Plain TCP first, for the
+# kernel's answer.
 cc -O1 -g -std=c11 -Wall -Wextra -Werror -o "$T/owedwait" tests/e2e/progs/owedwait.c || {
 	fail "cannot build tests/e2e/progs/owedwait.c"
 	finish
@@ -180,7 +182,7 @@ except (socket.timeout, TimeoutError, ssl.SSLError):
 print(f"got {got}")
 PYEOF
 }
-for mode in oneshot splice-read shut-splice cork-block; do
+for mode in oneshot splice-read shut-splice cork-block et-inout; do
 	for how in plain atlas; do
 		port=$(free_port)
 		if [ $how = plain ]; then
@@ -200,6 +202,9 @@ for mode in oneshot splice-read shut-splice cork-block; do
 			if [ $mode = cork-block ]; then
 				is_match "$how: a blocking corked write behind bytes that wait for room takes little CPU" \
 					"$said" "^cork-block: little CPU, wrote [0-9]+\$"
+			elif [ $mode = et-inout ]; then
+				is_match "$how: registered for EPOLLIN|EPOLLOUT|EPOLLET, waiting for a request" \
+					"$said" "^et-inout: wrote [0-9]+\$"
 			else
 				is_match "$how, $mode: a poll loop reading with splice wakes a few times" "$said" \
 					"^$mode: a few wake-ups, wrote [0-9]+\$"

@@ -14,6 +14,11 @@
  *                bytes as the host's readiness must let the host's next read send
  *                them);
  *   shut-splice  the same after shutdown(SHUT_WR) with close_notify waiting;
+ *   et-inout     registered for EPOLLIN|EPOLLOUT|EPOLLET before it writes (as nginx
+ *                registers every connection), then waiting 4 s for a request that
+ *                does not come, ignoring EPOLLOUT (it has nothing more to write):
+ *                "et-inout: wrote W" (the bytes counted must arrive meanwhile: room
+ *                for them shows to the host only as an EPOLLOUT it does not act on);
  *   cork-block   the fd made blocking, TCP_CORK on, a blocking write of 100 bytes
  *                (gathered), TCP_CORK off: "cork-block: little CPU, wrote W" (the
  *                write waits for room for what waited before it, and must not spin
@@ -116,6 +121,30 @@ static int splice_read(int fd, int shut)
 	return 0;
 }
 
+static int et_inout(int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET, .data.fd = fd }, out[4];
+	int ep = epoll_create1(0);
+	long wrote;
+	double t0;
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+	read_go(fd);
+	wrote = fill(fd, 1000);
+	t0 = now();
+	while (now() - t0 < 4) {
+		int n = epoll_wait(ep, out, 4, 500);
+		char buf[64];
+
+		for (int i = 0; i < n; i++)
+			if (out[i].events & EPOLLIN)
+				while (read(fd, buf, sizeof(buf)) > 0)
+					;
+	}
+	printf("et-inout: wrote %ld\n", wrote);
+	return 0;
+}
+
 static int cork_block(int fd)
 {
 	static const char tail[100] = "the corked tail";
@@ -143,8 +172,8 @@ int main(int argc, char **argv)
 	int l, fd, one = 1, size = 8192;
 
 	if (argc != 3) {
-		fprintf(stderr,
-			"usage: owedwait PORT oneshot|splice-read|shut-splice|cork-block\n");
+		fprintf(stderr, "usage: owedwait PORT "
+				"oneshot|splice-read|shut-splice|cork-block|et-inout\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -166,5 +195,7 @@ int main(int argc, char **argv)
 		return oneshot(fd);
 	if (strcmp(argv[2], "cork-block") == 0)
 		return cork_block(fd);
+	if (strcmp(argv[2], "et-inout") == 0)
+		return et_inout(fd);
 	return splice_read(fd, strcmp(argv[2], "shut-splice") == 0);
 }
