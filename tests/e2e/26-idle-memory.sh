@@ -13,8 +13,8 @@
 # close, the worker's fds are back at the baseline, and a second wave of 1000
 # fits in the memory the first one left, and closing it too leaves no more
 # (nothing is kept per connection: glibc keeps freed memory, so RSS itself does
-# not fall back, and the first closes may grow it by about 1 KiB a connection,
-# with Atlas and with nginx's own TLS, which the second wave then reuses).
+# not fall back; with Atlas the first closes grow it by about 1 KiB a connection,
+# once: the second wave and its close reuse that memory and add none).
 . "$(dirname "$0")/lib.sh"
 . "$E2E_DIR/idle-lib.sh"
 
