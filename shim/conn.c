@@ -41,6 +41,17 @@ void atlas_conn_get(struct atlas_conn *c)
 	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
 }
 
+bool atlas_conn_tryget(struct atlas_conn *c)
+{
+	int n = __atomic_load_n(&c->refs, __ATOMIC_RELAXED);
+
+	while (n != 0)
+		if (__atomic_compare_exchange_n(&c->refs, &n, n + 1, false, __ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED))
+			return true;
+	return false;
+}
+
 void atlas_conn_put(struct atlas_conn *c)
 {
 	if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)

@@ -164,6 +164,11 @@ static inline enum atlas_path atlas_conn_path(const struct atlas_conn *c)
 }
 
 void atlas_conn_get(struct atlas_conn *c);
+/*
+ * A reference from a list that does not hold one (ready.c's): false when the last
+ * one is already gone and c is on its way to be freed (it leaves the list then).
+ */
+bool atlas_conn_tryget(struct atlas_conn *c);
 /* Drops a reference; frees the connection with the last one. Accepts NULL. */
 void atlas_conn_put(struct atlas_conn *c);
 

@@ -889,36 +889,29 @@ int atlas_engine_corked(struct atlas_conn *c)
 	return __atomic_load_n(&c->corked, __ATOMIC_RELAXED);
 }
 
-/*
- * before_wait's flush of one connection, without waiting. Under the lock, and
- * through the fd the bytes came in on only while it is still the connection's:
- * a close of that fd takes the lock before the fd goes (atlas_engine_fd_closing),
- * so its number cannot be reused meanwhile. Every connection leaves the list:
- * sent, behind the send queue (then waiting for POLLOUT), broken, or, when its fd is gone, left
- * for the host's next call on the connection.
- */
-static void flush_before_wait(struct atlas_conn *c)
+/* fd is still c's and this process owns the session: c's bytes may go through it. Locked. */
+static bool may_send_through(struct atlas_conn *c, int fd)
 {
-	int fd, r, herr = 0;
+	return fd >= 0 && atlas_fdtab_peek(fd) == c && c->pid == getpid() &&
+	       c->state == ATLAS_CONN_OPEN && c->ssl != NULL;
+}
+
+/*
+ * Sends the send queue, then wb, without waiting, through fd (may_send_through).
+ * All under the lock: a close of fd takes the fd out of the table, then the lock
+ * (atlas_engine_fd_closing), before the fd goes, so its number cannot be reused
+ * meanwhile. A deferred shutdown's close_notify and FIN wait for the host's next
+ * call. Locked.
+ */
+static void flush_locked(struct atlas_conn *c, int fd)
+{
+	int r, herr = 0;
 	size_t done;
 
-	pthread_mutex_lock(&c->lock);
-	fd = c->wb_fd;
-	if (c->wb == NULL) {
-		pthread_mutex_unlock(&c->lock);
-		return;
-	}
-	if (fd < 0 || atlas_fdtab_peek(fd) != c || c->pid != getpid() ||
-	    c->state != ATLAS_CONN_OPEN || c->ssl == NULL) {
-		c->wb_fd = -1;
-		atlas_ready_gather_update(c);
-		pthread_mutex_unlock(&c->lock);
-		return;
-	}
 	c->io_fd = fd;
 	if (c->sq != NULL && send_queue(c, fd) < 0) {
 		mark_broken(c, fd, errno);
-	} else if (c->sq == NULL) {
+	} else if (c->sq == NULL && c->wb != NULL) {
 		ERR_clear_error();
 		errno = 0;
 		r = op_flush(c->ssl, c, 0, &done);
@@ -927,16 +920,34 @@ static void flush_before_wait(struct atlas_conn *c)
 			mark_broken(c, fd, herr);
 		ERR_clear_error();
 	}
-	atlas_ready_gather_update(c); /* sent, or behind the queue, or broken: off the list */
+	atlas_ready_gather_update(c);
+}
+
+/*
+ * before_wait's flush of one connection, through the fd the bytes came in on.
+ * Every connection leaves the list: sent, behind the send queue (then waiting
+ * for POLLOUT), broken, or, when its fd is gone, left for the host's next call
+ * on the connection.
+ */
+static void flush_before_wait(struct atlas_conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->wb != NULL) {
+		if (may_send_through(c, c->wb_fd))
+			flush_locked(c, c->wb_fd);
+		else
+			c->wb_fd = -1;
+		atlas_ready_gather_update(c);
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 
 void atlas_engine_room_came(struct atlas_conn *c, int fd)
 {
-	/* Only through an fd that is still c's, in the process that owns the session. */
-	if (atlas_fdtab_peek(fd) != c || __atomic_load_n(&c->pid, __ATOMIC_RELAXED) != getpid())
-		return;
-	send_owed(c, fd);
+	pthread_mutex_lock(&c->lock);
+	if ((c->sq != NULL || c->wb != NULL) && may_send_through(c, fd))
+		flush_locked(c, fd);
+	pthread_mutex_unlock(&c->lock);
 }
 
 void atlas_engine_before_wait(void)
@@ -1303,6 +1314,7 @@ void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 		if (c->wb != NULL)
 			wb_release(c); /* a reset is what the host asked for */
 		atlas_tls_queue_drop(c);
+		atlas_ready_handshake_over(c);
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}

@@ -86,8 +86,9 @@ void atlas_engine_wait_for_room(struct atlas_conn *c);
 
 /*
  * The kernel reported room on fd, one of c's, to a wait of the host's that asked
- * for it itself: send what c owes, without waiting. (A host that has nothing more
- * to write ignores that readiness.) Unlocked.
+ * for it itself: send the bytes c owes, without waiting, if fd is still c's. (A
+ * host that has nothing more to write ignores that readiness.) A deferred
+ * shutdown's close_notify and FIN wait for the host's next call. Unlocked.
  */
 void atlas_engine_room_came(struct atlas_conn *c, int fd);
 

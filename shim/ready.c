@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "ready.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -236,10 +237,9 @@ unsigned atlas_ready_take_gathering(struct atlas_conn **out, unsigned max)
 	unsigned n = 0;
 
 	pthread_mutex_lock(&list_lock);
-	for (unsigned i = 0; i < gathering.n && n < max; i++) {
-		atlas_conn_get(gathering.at[i]);
-		out[n++] = gathering.at[i];
-	}
+	for (unsigned i = 0; i < gathering.n && n < max; i++)
+		if (atlas_conn_tryget(gathering.at[i]))
+			out[n++] = gathering.at[i];
 	pthread_mutex_unlock(&list_lock);
 	return n;
 }
@@ -330,10 +330,22 @@ static bool room_reported(const struct atlas_conn *c, const struct epoll_event *
 
 void atlas_ready_epoll_translate(int epfd, struct epoll_event *events, int n)
 {
-	struct atlas_conn *owed[16];
-	int owed_fd[16];
-	unsigned k = 0;
+	struct owed {
+		struct atlas_conn *c;
+		int fd;
+	} few[16], *owed = few;
+	unsigned k = 0, cap = 16;
+	int saved_errno = errno;
 
+	/* One entry per event at most: room for all of them (out of memory: the first 16). */
+	if (n > 16) {
+		struct owed *many = malloc((size_t)n * sizeof(*many));
+
+		if (many != NULL) {
+			owed = many;
+			cap = (unsigned)n;
+		}
+	}
 	pthread_mutex_lock(&list_lock);
 	for (unsigned i = 0; i < handshakes.n; i++) {
 		struct atlas_conn *c = handshakes.at[i];
@@ -348,11 +360,9 @@ void atlas_ready_epoll_translate(int epfd, struct epoll_event *events, int n)
 			 * nothing more to write ignores while it waits for the next request.
 			 * Those bytes go now, after the lists' lock is let go.
 			 */
-			if (k < 16 && need_adds(c) && room_reported(c, events, n)) {
-				atlas_conn_get(c);
-				owed_fd[k] = c->ep_sock;
-				owed[k++] = c;
-			}
+			if (k < cap && need_adds(c) && room_reported(c, events, n) &&
+			    atlas_conn_tryget(c))
+				owed[k++] = (struct owed){ c, c->ep_sock };
 			continue;
 		}
 		for (int j = 0; j < n; j++) {
@@ -365,9 +375,12 @@ void atlas_ready_epoll_translate(int epfd, struct epoll_event *events, int n)
 	}
 	pthread_mutex_unlock(&list_lock);
 	for (unsigned i = 0; i < k; i++) {
-		atlas_engine_room_came(owed[i], owed_fd[i]);
-		atlas_conn_put(owed[i]);
+		atlas_engine_room_came(owed[i].c, owed[i].fd);
+		atlas_conn_put(owed[i].c);
 	}
+	if (owed != few)
+		free(owed);
+	errno = saved_errno; /* the host's epoll_wait succeeded: errno as the kernel left it */
 }
 
 /* What c's need (need_adds) makes of a question about fd: the same question if none waits. */

@@ -19,6 +19,8 @@
  *                does not come, ignoring EPOLLOUT (it has nothing more to write):
  *                "et-inout: wrote W" (the bytes counted must arrive meanwhile: room
  *                for them shows to the host only as an EPOLLOUT it does not act on);
+ *   et-many      the same with 20 connections in one epoll set, their room coming
+ *                back in one epoll_wait: "et-many: wrote W" (all of them);
  *   cork-block   the fd made blocking, TCP_CORK on, a blocking write of 100 bytes
  *                (gathered), TCP_CORK off: "cork-block: little CPU, wrote W" (the
  *                write waits for room for what waited before it, and must not spin
@@ -121,27 +123,35 @@ static int splice_read(int fd, int shut)
 	return 0;
 }
 
-static int et_inout(int fd)
+static int et_inout(const int *fd, int nfd, const char *mode)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET, .data.fd = fd }, out[4];
+	struct epoll_event out[64];
 	int ep = epoll_create1(0);
-	long wrote;
+	long wrote = 0;
 	double t0;
 
-	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-	read_go(fd);
-	wrote = fill(fd, 1000);
+	for (int i = 0; i < nfd; i++) {
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET,
+					  .data.fd = fd[i] };
+
+		epoll_ctl(ep, EPOLL_CTL_ADD, fd[i], &ev);
+	}
+	for (int i = 0; i < nfd; i++)
+		read_go(fd[i]);
+	for (int i = 0; i < nfd; i++)
+		wrote += fill(fd[i], 1000);
+	usleep(1500000); /* the clients read meanwhile: the room of all comes in one epoll_wait */
 	t0 = now();
 	while (now() - t0 < 4) {
-		int n = epoll_wait(ep, out, 4, 500);
+		int n = epoll_wait(ep, out, 64, 500);
 		char buf[64];
 
 		for (int i = 0; i < n; i++)
 			if (out[i].events & EPOLLIN)
-				while (read(fd, buf, sizeof(buf)) > 0)
+				while (read(out[i].data.fd, buf, sizeof(buf)) > 0)
 					;
 	}
-	printf("et-inout: wrote %ld\n", wrote);
+	printf("%s: wrote %ld\n", mode, wrote);
 	return 0;
 }
 
@@ -173,7 +183,7 @@ int main(int argc, char **argv)
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: owedwait PORT "
-				"oneshot|splice-read|shut-splice|cork-block|et-inout\n");
+				"oneshot|splice-read|shut-splice|cork-block|et-inout|et-many\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -196,6 +206,17 @@ int main(int argc, char **argv)
 	if (strcmp(argv[2], "cork-block") == 0)
 		return cork_block(fd);
 	if (strcmp(argv[2], "et-inout") == 0)
-		return et_inout(fd);
+		return et_inout(&fd, 1, argv[2]);
+	if (strcmp(argv[2], "et-many") == 0) {
+		int fds[20];
+
+		fds[0] = fd;
+		for (int i = 1; i < 20; i++) {
+			fds[i] = accept(l, NULL, NULL);
+			setsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+			fcntl(fds[i], F_SETFL, O_NONBLOCK);
+		}
+		return et_inout(fds, 20, argv[2]);
+	}
 	return splice_read(fd, strcmp(argv[2], "shut-splice") == 0);
 }
