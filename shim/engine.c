@@ -65,7 +65,7 @@ static int op_write(SSL *ssl, void *buf, size_t len, size_t *done)
 	return SSL_write_ex(ssl, buf, len, done);
 }
 
-/* wb's bytes are sealed: none held any more. Locked. */
+/* wb's bytes are gone (sealed into records, or dropped for a reset): none held. Locked. */
 static void wb_release(struct atlas_conn *c)
 {
 	free(c->wb);
@@ -499,9 +499,9 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 			atlas_ready_update(c);
 			if (c->sq == NULL && !c->shut_wr)
 				atlas_ready_handshake_over(c); /* a wait for room is over */
+			/* The queue may have emptied before gathered bytes. */
 			if (c->wb != NULL)
-				atlas_ready_gather_update(
-					c); /* the queue may have emptied before it */
+				atlas_ready_gather_update(c);
 			/* A flush goes on until all is out (a drain, the queue), or no room is left. */
 			if (r > 0 && ((op == op_flush && (c->wb != NULL || c->sq != NULL)) ||
 				      (op == op_drain && c->sq != NULL))) {

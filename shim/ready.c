@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/ssl.h>
 
@@ -328,24 +329,35 @@ static bool room_reported(const struct atlas_conn *c, const struct epoll_event *
 	return false;
 }
 
+/* The connections whose owed bytes the epoll hook sends, and the fd for each. */
+struct owed {
+	struct atlas_conn *c;
+	int fd;
+};
+
+/*
+ * Room for more than the 16 on the stack: one per event, n. False when it cannot
+ * grow (out of memory: those bytes wait for the host's next call). Locked.
+ */
+static bool owed_grow(struct owed **owed, struct owed *few, unsigned *cap, int n)
+{
+	struct owed *many;
+
+	if (*owed != few || (unsigned)n <= *cap ||
+	    (many = malloc((size_t)n * sizeof(*many))) == NULL)
+		return false;
+	memcpy(many, few, *cap * sizeof(*many));
+	*owed = many;
+	*cap = (unsigned)n;
+	return true;
+}
+
 void atlas_ready_epoll_translate(int epfd, struct epoll_event *events, int n)
 {
-	struct owed {
-		struct atlas_conn *c;
-		int fd;
-	} few[16], *owed = few;
+	struct owed few[16], *owed = few;
 	unsigned k = 0, cap = 16;
 	int saved_errno = errno;
 
-	/* One entry per event at most: room for all of them (out of memory: the first 16). */
-	if (n > 16) {
-		struct owed *many = malloc((size_t)n * sizeof(*many));
-
-		if (many != NULL) {
-			owed = many;
-			cap = (unsigned)n;
-		}
-	}
 	pthread_mutex_lock(&list_lock);
 	for (unsigned i = 0; i < handshakes.n; i++) {
 		struct atlas_conn *c = handshakes.at[i];
@@ -360,8 +372,8 @@ void atlas_ready_epoll_translate(int epfd, struct epoll_event *events, int n)
 			 * nothing more to write ignores while it waits for the next request.
 			 * Those bytes go now, after the lists' lock is let go.
 			 */
-			if (k < cap && need_adds(c) && room_reported(c, events, n) &&
-			    atlas_conn_tryget(c))
+			if (need_adds(c) && room_reported(c, events, n) &&
+			    (k < cap || owed_grow(&owed, few, &cap, n)) && atlas_conn_tryget(c))
 				owed[k++] = (struct owed){ c, c->ep_sock };
 			continue;
 		}

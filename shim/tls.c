@@ -272,8 +272,8 @@ static bool queue_append(struct atlas_conn *c, const char *buf, size_t len)
  * A write of OpenSSL's on an open connection on the userspace path: behind what
  * the queue holds, as much as the socket takes, and the rest into the queue. The
  * whole record counts as written, so OpenSSL never holds one partly sent (whose
- * retry would have to be the same SSL_write, and would refuse a KeyUpdate or an
- * alert meanwhile). Callers write through SSL_write only with the queue empty
+ * retry would have to be the same SSL_write, with the same bytes, which a host
+ * need not offer). Callers write through SSL_write only with the queue empty
  * (engine.c), so it holds one record's rest at most, and what SSL_read (a KeyUpdate)
  * or SSL_shutdown (close_notify) adds behind it.
  */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # shutdown(SHUT_WR) in one thread while another writes (mostly under TCP_CORK)
 # and a third waits on the socket: the races around a shutdown that must wait
-# for bytes not yet out (shim/engine.c: wr_closed, shut_wr, take_over_record).
+# for bytes not yet out (shim/engine.c: wr_closed, shut_wr; shim/tls.c: the send
+# queue).
 # tests/e2e/progs/shutrace.c is the server (a thread per connection, blocking
 # sockets), tests/e2e/shutrace.py the client; each round is one connection,
 # with its own pause before the shutdown, buffer sizes and writes. What TCP

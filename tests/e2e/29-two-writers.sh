@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Two threads write one connection at once (shim/engine.c: take_over_record).
-# OpenSSL's SSL_write holds a record it could only partly send, and its retry
-# must offer the same bytes; a second thread's write, or a retry of another
+# Two threads write one connection at once (shim/tls.c: the send queue).
+# OpenSSL's SSL_write would hold a record it could only partly send, and its
+# retry must offer the same bytes; a second thread's write, or a retry of another
 # length after EAGAIN, must not be taken for that retry (it would count bytes
-# it never sent, and the first write's bytes would go twice). Atlas hands such
-# a record to its own buffer and counts it as written, as the kernel does with
-# its queue. tests/e2e/progs/duowrite.c is the server (blocking writers, or
+# it never sent, and the first write's bytes would go twice). Atlas's BIO takes
+# every record whole, queues what the socket has no room for, and counts it as
+# written, as the kernel does with its queue. tests/e2e/progs/duowrite.c is the server (blocking writers, or
 # non-blocking ones that retry with a new length after EAGAIN; tiny or default
 # send buffers), tests/e2e/duowrite.py the client, which splits the stream back
 # into the two writers' streams and checks each byte. The same rounds on plain
-# TCP first show that the kernel keeps these promises. Then what taking a record
-# over must not cost: a blocking write still returns only once its bytes are in
+# TCP first show that the kernel keeps these promises. Then what queueing a record
+# must not cost: a blocking write still returns only once its bytes are in
 # the kernel (a server that writes, then sleeps or exits), a server whose echo
 # waits for room still sees the data its peer sends meanwhile, and its waits
 # neither spin nor re-arm a one-shot registration.

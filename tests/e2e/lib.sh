@@ -384,8 +384,8 @@ sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 # small_records_ok LABEL SERVER PORT PATH SHA256: the body of GET PATH (HTTP/1.0) has
 # that sha256 at a client that asked for 512-byte records (max_fragment_length) and
 # reads nothing for its first 2 s. Each of the server's writes is then many records;
-# one that meets the full socket is finished from Atlas's own copy of its bytes
-# (engine.c: take_over_record, op_flush), record by record.
+# what of one the full socket does not take waits in Atlas's send queue (tls.c),
+# and the rest of a gathered record follows it (engine.c: op_flush), record by record.
 small_records_ok() {
 	local label=$1 name=$2 port=$3 path=$4 sha=$5 got
 	printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$path" |
