@@ -900,8 +900,8 @@ static bool may_send_through(struct atlas_conn *c, int fd)
  * Sends the send queue, then wb, without waiting, through fd (may_send_through).
  * All under the lock: a close of fd takes the fd out of the table, then the lock
  * (atlas_engine_fd_closing), before the fd goes, so its number cannot be reused
- * meanwhile. A deferred shutdown's close_notify and FIN wait for the host's next
- * call. Locked.
+ * meanwhile. A deferred shutdown's close_notify and FIN are the caller's
+ * (shut_locked). Locked.
  */
 static void flush_locked(struct atlas_conn *c, int fd)
 {
@@ -942,11 +942,64 @@ static void flush_before_wait(struct atlas_conn *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/*
+ * Was the socket set to close abortively (SO_LINGER on with 0 s)? Then no close_notify.
+ * Only a connection on the userspace path is ever marked so (by the execve hook, in a
+ * child, which is why the mark is a socket option and not a flag); asking costs a
+ * system call, which the kernel path does not pay.
+ */
+static bool closes_abortively(const struct atlas_conn *c, int fd)
+{
+	struct linger l = { 0, 0 };
+	socklen_t len = sizeof(l);
+
+	if (atlas_conn_path(c) == ATLAS_PATH_KERNEL)
+		return false;
+	return getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff && l.l_linger == 0;
+}
+
+/*
+ * The userspace path's close_notify, once: it joins the send queue (tls.c),
+ * behind what waits there, and is out when the queue is. True when nothing
+ * waits (a socket that failed sends nothing more); false while some of it
+ * waits for room. Locked.
+ */
+static bool queue_close_notify(struct atlas_conn *c, int fd)
+{
+	c->io_fd = fd;
+	ERR_clear_error();
+	if (!(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN))
+		SSL_shutdown(c->ssl);
+	return c->sq == NULL || send_queue(c, fd) != 0;
+}
+
+/*
+ * A shutdown(SHUT_WR) that waited for what was owed before it, now that nothing
+ * is: close_notify, and the FIN once close_notify is out (else both wait for more
+ * room). As shutdown_wr_now, without waiting, for a host that is not calling.
+ * Locked.
+ */
+static void shut_locked(struct atlas_conn *c, int fd)
+{
+	if (!closes_abortively(c, fd) && !queue_close_notify(c, fd))
+		return;
+	__atomic_store_n(&c->shut_wr, 0, __ATOMIC_RELAXED);
+	atlas_real.shutdown(fd, SHUT_WR);
+	atlas_ready_handshake_over(c); /* the host's waits as it asked them again */
+}
+
 void atlas_engine_room_came(struct atlas_conn *c, int fd)
 {
 	pthread_mutex_lock(&c->lock);
-	if ((c->sq != NULL || c->wb != NULL) && may_send_through(c, fd))
+	if (owes_bytes(c) && may_send_through(c, fd)) {
 		flush_locked(c, fd);
+		/*
+		 * A host that shut the connection down waits for the client's close, reading,
+		 * and never acts on room: its close_notify and FIN go now too.
+		 */
+		if (c->shut_wr && c->sq == NULL && c->wb == NULL && c->state == ATLAS_CONN_OPEN)
+			shut_locked(c, fd);
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -1108,22 +1161,6 @@ void atlas_engine_abort_on_close(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
 }
 
-/*
- * Was the socket set to close abortively (SO_LINGER on with 0 s)? Then no close_notify.
- * Only a connection on the userspace path is ever marked so (by the execve hook, in a
- * child, which is why the mark is a socket option and not a flag); asking costs a
- * system call, which the kernel path does not pay.
- */
-static bool closes_abortively(const struct atlas_conn *c, int fd)
-{
-	struct linger l = { 0, 0 };
-	socklen_t len = sizeof(l);
-
-	if (atlas_conn_path(c) == ATLAS_PATH_KERNEL)
-		return false;
-	return getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff && l.l_linger == 0;
-}
-
 /* Sends close_notify once; a blocking caller waits (to the handshake bound) until it is out. */
 static bool send_close_notify(struct atlas_conn *c, int fd, bool wait)
 {
@@ -1164,15 +1201,7 @@ static bool send_close_notify(struct atlas_conn *c, int fd, bool wait)
 			if (!wait)
 				break;
 		} else {
-			/*
-			 * close_notify joins the send queue (tls.c), behind what waits there: it
-			 * is out when the queue is. A socket that failed sends nothing more.
-			 */
-			c->io_fd = fd;
-			ERR_clear_error();
-			if (!(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN))
-				SSL_shutdown(c->ssl);
-			full = c->sq != NULL && send_queue(c, fd) == 0;
+			full = !queue_close_notify(c, fd);
 			if (!full || !wait)
 				break;
 		}

@@ -1047,3 +1047,18 @@ ATLAS_HOOK int epoll_pwait(int epfd, struct epoll_event *events, int max, int ti
 		epfd, events, k,
 		REAL(epoll_pwait)(epfd, events + k, max - k, k > 0 ? 0 : timeout, sigmask));
 }
+
+ATLAS_HOOK int epoll_pwait2(int epfd, struct epoll_event *events, int max,
+			    const struct timespec *timeout, const sigset_t *sigmask)
+{
+	static const struct timespec now = { 0, 0 };
+	int k;
+
+	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
+		return REAL(epoll_pwait2)(epfd, events, max, timeout, sigmask);
+	atlas_engine_before_wait();
+	k = atlas_ready_epoll_events(epfd, events, max);
+	return epoll_merge(
+		epfd, events, k,
+		REAL(epoll_pwait2)(epfd, events + k, max - k, k > 0 ? &now : timeout, sigmask));
+}

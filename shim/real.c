@@ -83,6 +83,7 @@ static void resolve_all(void)
 	RESOLVE(epoll_ctl, "epoll_ctl");
 	RESOLVE(epoll_wait, "epoll_wait");
 	RESOLVE(epoll_pwait, "epoll_pwait");
+	RESOLVE(epoll_pwait2, "epoll_pwait2");
 	RESOLVE(fdopen, "fdopen");
 	RESOLVE(execve, "execve");
 	RESOLVE(read_chk, "__read_chk");

@@ -54,6 +54,8 @@ struct atlas_real_table {
 	int (*epoll_ctl)(int, int, int, struct epoll_event *);
 	int (*epoll_wait)(int, struct epoll_event *, int, int);
 	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+	int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *,
+			    const sigset_t *);
 	FILE *(*fdopen)(int, const char *);
 	int (*execve)(const char *, char *const[], char *const[]);
 	ssize_t (*read_chk)(int, void *, size_t, size_t);

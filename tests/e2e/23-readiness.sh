@@ -2,7 +2,8 @@
 # Readiness on the userspace path: an event-loop server that reads 100 bytes per
 # wake-up (tests/e2e/progs/evsrv.c) leaves the rest of each TLS record decrypted in
 # OpenSSL, where the socket shows nothing. epoll (level- and edge-triggered), poll and
-# select must still report the fd readable until the server has read it all.
+# select, and their variants with a signal mask (epoll_pwait, epoll_pwait2, ppoll,
+# pselect), must still report the fd readable until the server has read it all.
 source "$(dirname "$0")/lib.sh"
 make_certs
 cd "$ROOT" || exit 1
@@ -45,7 +46,7 @@ print("echoed" if got == payload else f"short: {len(got)} of {size} bytes back")
 PYEOF
 }
 
-for mode in epoll-lt epoll-et poll select; do
+for mode in epoll-lt epoll-et epoll-pwait epoll-pwait2 poll ppoll select pselect; do
 	port=$(free_port)
 	if ! start_server "$mode" "$port" -- ./atlas-preload.sh --cert "$EC_CERT" --key "$EC_KEY" \
 		--ports "$port" -- "$T/evsrv" "$port" "$mode"; then

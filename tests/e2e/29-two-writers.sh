@@ -148,7 +148,8 @@ fi
 # blocking write under TCP_CORK behind them waits for room without spinning (9385a0a
 # spun there for ever); a server registered for EPOLLIN|EPOLLOUT|EPOLLET (nginx) that
 # then only waits for a request still gets them out, with one connection and with
-# 20 whose room comes back at once. Plain TCP first, for the kernel's answer.
+# 20 whose room comes back at once, and after shutdown(SHUT_WR) its close_notify and
+# FIN follow them (the client reads to its end). Plain TCP first, for the kernel's answer.
 cc -O1 -g -std=c11 -Wall -Wextra -Werror -o "$T/owedwait" tests/e2e/progs/owedwait.c || {
 	fail "cannot build tests/e2e/progs/owedwait.c"
 	finish
@@ -157,13 +158,15 @@ owed_client() { # PORT CA|--plain MODE: how many bytes came
 	timeout 30 "$PY" - "$@" <<'PYEOF' 2>&1
 import socket, ssl, sys, threading, time
 port, ca, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-got = []
+got, ends = [], []
 def one():
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
     s = raw
     if ca != "--plain":
-        s = ssl.create_default_context(cafile=ca).wrap_socket(raw, server_hostname="localhost")
+        # A FIN without close_notify is an error, not an end.
+        s = ssl.create_default_context(cafile=ca).wrap_socket(
+            raw, server_hostname="localhost", suppress_ragged_eofs=False)
     s.sendall(b"go\n")
     if mode == "oneshot":
         time.sleep(0.3)
@@ -172,26 +175,28 @@ def one():
         s.sendall(b"more\n")
     time.sleep(1)
     s.settimeout(2)
-    n = 0
+    n, end = 0, "silence"
     try:
         while True:
             chunk = s.recv(65536)
             if not chunk:
+                end = "end"
                 break
             n += len(chunk)
-    except (socket.timeout, TimeoutError, ssl.SSLError):
-        pass
+    except (socket.timeout, TimeoutError, ssl.SSLError) as e:
+        end = type(e).__name__
     got.append(n)
+    ends.append(end)
 # et-many: 20 connections at once, whose room comes back in one epoll_wait.
 threads = [threading.Thread(target=one) for _ in range(20 if mode == "et-many" else 1)]
 for t in threads:
     t.start()
 for t in threads:
     t.join()
-print(f"got {sum(got)}")
+print(f"got {sum(got)}" + (f", {ends[0]}" if mode == "et-shut" else ""))
 PYEOF
 }
-for mode in oneshot splice-read shut-splice cork-block et-inout et-many; do
+for mode in oneshot splice-read shut-splice cork-block et-inout et-many et-shut; do
 	for how in plain atlas; do
 		port=$(free_port)
 		if [ $how = plain ]; then
@@ -211,14 +216,17 @@ for mode in oneshot splice-read shut-splice cork-block et-inout et-many; do
 			if [ $mode = cork-block ]; then
 				is_match "$how: a blocking corked write behind bytes that wait for room takes little CPU" \
 					"$said" "^cork-block: little CPU, wrote [0-9]+\$"
-			elif [ $mode = et-inout ] || [ $mode = et-many ]; then
-				is_match "$how, $mode: registered for EPOLLIN|EPOLLOUT|EPOLLET, waiting for a request" \
+			elif [ "${mode#et-}" != "$mode" ]; then
+				is_match "$how, $mode: registered for EPOLLIN|EPOLLOUT|EPOLLET, waiting for the client" \
 					"$said" "^$mode: wrote [0-9]+\$"
 			else
 				is_match "$how, $mode: a poll loop reading with splice wakes a few times" "$said" \
 					"^$mode: a few wake-ups, wrote [0-9]+\$"
 			fi
-			is_eq "$how, $mode: every byte counted arrives" "$got" "got ${said##* }"
+			# After a shutdown, the end (close_notify and the FIN) follows them.
+			end=""
+			[ $mode = et-shut ] && end=", end"
+			is_eq "$how, $mode: every byte counted arrives" "$got" "got ${said##* }$end"
 		fi
 		stop_server "owed-$mode-$how"
 	done

@@ -1,6 +1,8 @@
 /*
  * evsrv PORT MODE: a one-thread echo server that reads at most 100 bytes per
- * wake-up of its event loop, MODE being epoll-lt, epoll-et, poll or select.
+ * wake-up of its event loop, MODE being epoll-lt, epoll-et, poll or select, or
+ * the same loops waiting in epoll_pwait (epoll-pwait, edge-triggered),
+ * epoll_pwait2 (epoll-pwait2, level-triggered), ppoll or pselect.
  *
  * Reading less than a TLS record leaves the rest decrypted in OpenSSL while
  * the socket shows nothing: the readiness test of Atlas's userspace path.
@@ -14,6 +16,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,14 +78,29 @@ static int serve_drain(int fd)
 	return r;
 }
 
-static void run_epoll(int l, int edge)
+/* The wait each loop makes: the plain call, or its variant with a signal mask. */
+enum wait_call { PLAIN, PWAIT, PWAIT2 };
+
+static int wait_epoll(enum wait_call how, int ep, struct epoll_event *got, int max)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	if (how == PWAIT)
+		return epoll_pwait(ep, got, max, -1, &none);
+	if (how == PWAIT2)
+		return epoll_pwait2(ep, got, max, NULL, &none);
+	return epoll_wait(ep, got, max, -1);
+}
+
+static void run_epoll(int l, int edge, enum wait_call how)
 {
 	int ep = epoll_create1(0);
 	struct epoll_event ev = { .events = EPOLLIN, .data.fd = l }, got[16];
 
 	epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
 	for (;;) {
-		int n = epoll_wait(ep, got, 16, -1);
+		int n = wait_epoll(how, ep, got, 16);
 
 		for (int i = 0; i < n; i++) {
 			int fd = got[i].data.fd;
@@ -102,13 +120,15 @@ static void run_epoll(int l, int edge)
 	}
 }
 
-static void run_poll(int l)
+static void run_poll(int l, enum wait_call how)
 {
 	struct pollfd fds[MAX_FDS] = { { .fd = l, .events = POLLIN } };
 	nfds_t n = 1;
+	sigset_t none;
 
+	sigemptyset(&none);
 	for (;;) {
-		if (poll(fds, n, -1) < 0)
+		if ((how == PLAIN ? poll(fds, n, -1) : ppoll(fds, n, NULL, &none)) < 0)
 			continue;
 		for (nfds_t i = 1; i < n; i++) {
 			if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)) ||
@@ -126,9 +146,12 @@ static void run_poll(int l)
 	}
 }
 
-static void run_select(int l)
+static void run_select(int l, enum wait_call how)
 {
 	int conns[MAX_FDS], n = 0;
+	sigset_t none;
+
+	sigemptyset(&none);
 
 	for (;;) {
 		fd_set r;
@@ -140,7 +163,8 @@ static void run_select(int l)
 			FD_SET(conns[i], &r);
 			top = conns[i] > top ? conns[i] : top;
 		}
-		if (select(top + 1, &r, NULL, NULL, NULL) < 0)
+		if ((how == PLAIN ? select(top + 1, &r, NULL, NULL, NULL)
+				  : pselect(top + 1, &r, NULL, NULL, NULL, &none)) < 0)
 			continue;
 		for (int i = 0; i < n; i++) {
 			if (!FD_ISSET(conns[i], &r) || serve_chunk(conns[i]) >= 0)
@@ -165,12 +189,20 @@ int main(int argc, char **argv)
 		return 2;
 	l = listen_on(atoi(argv[1]));
 	if (strcmp(argv[2], "epoll-lt") == 0)
-		run_epoll(l, 0);
+		run_epoll(l, 0, PLAIN);
 	else if (strcmp(argv[2], "epoll-et") == 0)
-		run_epoll(l, 1);
+		run_epoll(l, 1, PLAIN);
+	else if (strcmp(argv[2], "epoll-pwait") == 0)
+		run_epoll(l, 1, PWAIT);
+	else if (strcmp(argv[2], "epoll-pwait2") == 0)
+		run_epoll(l, 0, PWAIT2);
 	else if (strcmp(argv[2], "poll") == 0)
-		run_poll(l);
+		run_poll(l, PLAIN);
+	else if (strcmp(argv[2], "ppoll") == 0)
+		run_poll(l, PWAIT);
 	else if (strcmp(argv[2], "select") == 0)
-		run_select(l);
+		run_select(l, PLAIN);
+	else if (strcmp(argv[2], "pselect") == 0)
+		run_select(l, PWAIT);
 	return 2;
 }

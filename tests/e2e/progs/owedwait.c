@@ -21,6 +21,10 @@
  *                for them shows to the host only as an EPOLLOUT it does not act on);
  *   et-many      the same with 20 connections in one epoll set, their room coming
  *                back in one epoll_wait: "et-many: wrote W" (all of them);
+ *   et-shut      et-inout with shutdown(SHUT_WR) after the writes, waiting for the
+ *                client's close as nginx's lingering close does: "et-shut: wrote W"
+ *                (the close_notify and FIN that waited behind the bytes must follow
+ *                them, though the host makes no call on the connection);
  *   cork-block   the fd made blocking, TCP_CORK on, a blocking write of 100 bytes
  *                (gathered), TCP_CORK off: "cork-block: little CPU, wrote W" (the
  *                write waits for room for what waited before it, and must not spin
@@ -123,7 +127,7 @@ static int splice_read(int fd, int shut)
 	return 0;
 }
 
-static int et_inout(const int *fd, int nfd, const char *mode)
+static int et_inout(const int *fd, int nfd, const char *mode, int shut)
 {
 	struct epoll_event out[64];
 	int ep = epoll_create1(0);
@@ -138,8 +142,11 @@ static int et_inout(const int *fd, int nfd, const char *mode)
 	}
 	for (int i = 0; i < nfd; i++)
 		read_go(fd[i]);
-	for (int i = 0; i < nfd; i++)
+	for (int i = 0; i < nfd; i++) {
 		wrote += fill(fd[i], 1000);
+		if (shut)
+			shutdown(fd[i], SHUT_WR);
+	}
 	usleep(1500000); /* the clients read meanwhile: the room of all comes in one epoll_wait */
 	t0 = now();
 	while (now() - t0 < 4) {
@@ -182,8 +189,9 @@ int main(int argc, char **argv)
 	int l, fd, one = 1, size = 8192;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: owedwait PORT "
-				"oneshot|splice-read|shut-splice|cork-block|et-inout|et-many\n");
+		fprintf(stderr,
+			"usage: owedwait PORT "
+			"oneshot|splice-read|shut-splice|cork-block|et-inout|et-many|et-shut\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -205,8 +213,8 @@ int main(int argc, char **argv)
 		return oneshot(fd);
 	if (strcmp(argv[2], "cork-block") == 0)
 		return cork_block(fd);
-	if (strcmp(argv[2], "et-inout") == 0)
-		return et_inout(&fd, 1, argv[2]);
+	if (strcmp(argv[2], "et-inout") == 0 || strcmp(argv[2], "et-shut") == 0)
+		return et_inout(&fd, 1, argv[2], strcmp(argv[2], "et-shut") == 0);
 	if (strcmp(argv[2], "et-many") == 0) {
 		int fds[20];
 
@@ -216,7 +224,7 @@ int main(int argc, char **argv)
 			setsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 			fcntl(fds[i], F_SETFL, O_NONBLOCK);
 		}
-		return et_inout(fds, 20, argv[2]);
+		return et_inout(fds, 20, argv[2], 0);
 	}
 	return splice_read(fd, strcmp(argv[2], "shut-splice") == 0);
 }
