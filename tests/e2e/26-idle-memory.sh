@@ -12,7 +12,8 @@
 # must stay under 32 KiB and within 2x nginx's own TLS + 2 KiB. After the clients
 # close, the worker's fds are back at the baseline, and a second wave of 1000
 # fits in the memory the first one left, and closing it too leaves no more
-# (nothing is kept per connection: glibc keeps freed memory, so RSS itself does
+# memory and no more fds (nothing is kept per connection: glibc keeps freed
+# memory, so RSS itself does
 # not fall back; with Atlas the first closes grow it by about 1 KiB a connection,
 # once: the second wave and its close reuse that memory and add none).
 . "$(dirname "$0")/lib.sh"
@@ -51,7 +52,7 @@ for mode in plain atlas nginx-ssl; do
 		continue
 	fi
 	B[$mode]=$IDLE_BEFORE W[$mode]=$IDLE_WITH
-	note "$mode: RSS ${IDLE_BEFORE} KiB before, ${IDLE_WITH} KiB with $N, ${IDLE_AFTER} KiB after they closed, ${IDLE_WITH2:-?} KiB with a second wave, ${IDLE_AFTER2:-?} KiB after it closed; worker fds $IDLE_FD_BEFORE/$IDLE_FD_WITH/$IDLE_FD_AFTER"
+	note "$mode: RSS ${IDLE_BEFORE} KiB before, ${IDLE_WITH} KiB with $N, ${IDLE_AFTER} KiB after they closed, ${IDLE_WITH2:-?} KiB with a second wave, ${IDLE_AFTER2:-?} KiB after it closed; worker fds $IDLE_FD_BEFORE/$IDLE_FD_WITH/$IDLE_FD_AFTER/${IDLE_FD_AFTER2:-?}"
 	is_eq "$mode: the worker's fds are back at the baseline after the clients close" "$IDLE_FD_AFTER" "$IDLE_FD_BEFORE"
 	if [ -n "$IDLE_WITH2" ] && [ -n "$IDLE_AFTER2" ]; then
 		slack=$(((IDLE_WITH - IDLE_BEFORE) / 20 + 256))
@@ -60,6 +61,8 @@ for mode in plain atlas nginx-ssl; do
 			"$IDLE_WITH2" 0 $((first + slack))
 		is_between "$mode: closing the second wave keeps nothing more (KiB)" \
 			"$IDLE_AFTER2" 0 $((IDLE_AFTER + slack))
+		is_eq "$mode: the worker's fds are back at the baseline after the second wave closes" \
+			"$IDLE_FD_AFTER2" "$IDLE_FD_BEFORE"
 	else
 		fail "$mode: a second wave of $N connections: $IDLE_ERR"
 	fi

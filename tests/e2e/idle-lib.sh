@@ -16,7 +16,8 @@
 #       (/proc/PID/smaps_rollup), in KiB. Sets IDLE_BEFORE IDLE_WITH IDLE_AFTER
 #       (KiB), IDLE_FD_BEFORE IDLE_FD_WITH IDLE_FD_AFTER (the worker's fds) and
 #       IDLE_ERR (empty on success, else why). With IDLE_ROUNDS=2, a second wave of N
-#       follows: IDLE_WITH2 is the memory with it, IDLE_AFTER2 once it has closed too.
+#       follows: IDLE_WITH2 is the memory with it, IDLE_AFTER2 once it has closed too,
+#       IDLE_FD_AFTER2 the worker's fds then.
 #       Prints nothing; the caller checks.
 #   idle_per_conn A_BEFORE A_WITH P_BEFORE P_WITH N
 #       bytes per connection that A costs beyond P: ((A_with - A_before) -
@@ -215,7 +216,7 @@ idle_measure() {
 	idle_lap close
 	IDLE_FD_AFTER=$(fd_count "$worker")
 	IDLE_AFTER=$(idle_rss_kb "$pgid")
-	IDLE_WITH2='' IDLE_AFTER2=''
+	IDLE_WITH2='' IDLE_AFTER2='' IDLE_FD_AFTER2=''
 	if [ "${IDLE_ROUNDS:-1}" = 2 ]; then
 		# A second wave: what the first freed must serve it (nothing kept per connection).
 		if idle_clients_run "idle-$label-2" "$n" "${cargs[@]}"; then
@@ -225,6 +226,7 @@ idle_measure() {
 			idle_wait_fds "$worker" "$IDLE_FD_BEFORE" 20
 			sleep 0.5
 			IDLE_AFTER2=$(idle_rss_kb "$pgid")
+			IDLE_FD_AFTER2=$(fd_count "$worker")
 		fi
 	fi
 	if ! server_alive "idle-$label"; then
