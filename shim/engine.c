@@ -774,7 +774,7 @@ static enum gather gather_locked(struct atlas_conn *c, int fd, const struct iove
 	return GATHER_TOOK;
 }
 
-static bool shutdown_wr_now(struct atlas_conn *c, int fd);
+static bool shut_locked(struct atlas_conn *c, int fd);
 
 /*
  * Sends the send queue and wb, waiting as flags, force_block and the fd's mode
@@ -785,7 +785,7 @@ static bool shutdown_wr_now(struct atlas_conn *c, int fd);
  */
 static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_block)
 {
-	bool shut;
+	bool shut_waits;
 
 	if (!owes_bytes(c))
 		return 0;
@@ -793,13 +793,14 @@ static int flush_gathered(struct atlas_conn *c, int fd, int flags, bool force_bl
 	    run_op(c, fd, flags, force_block, true, holds_gathered(c) ? op_flush : op_drain, c, 0) <
 		    0)
 		return -1;
+	/*
+	 * One step under the lock, from the check to the FIN: another thread's (the epoll
+	 * hook's, atlas_engine_room_came) either finds it done or does it all itself.
+	 */
 	pthread_mutex_lock(&c->lock);
-	shut = c->shut_wr && c->wb == NULL && c->sq == NULL;
-	/* This thread sends them, once. */
-	if (shut)
-		__atomic_store_n(&c->shut_wr, 0, __ATOMIC_RELAXED);
+	shut_waits = c->shut_wr && c->wb == NULL && c->sq == NULL && !shut_locked(c, fd);
 	pthread_mutex_unlock(&c->lock);
-	if (shut && !shutdown_wr_now(c, fd)) {
+	if (shut_waits) {
 		errno = EAGAIN;
 		return -1;
 	}
@@ -974,18 +975,26 @@ static bool queue_close_notify(struct atlas_conn *c, int fd)
 }
 
 /*
- * A shutdown(SHUT_WR) that waited for what was owed before it, now that nothing
- * is: close_notify, and the FIN once close_notify is out (else both wait for more
- * room). As shutdown_wr_now, without waiting, for a host that is not calling.
- * Locked.
+ * What shutdown(SHUT_WR) does on the userspace path once nothing is owed before
+ * it (c->shut_wr, wb and the send queue empty): close_notify, then the FIN. Without
+ * room for all of close_notify, both wait, as the kernel's FIN waits behind its
+ * queue: for the host's next call, its waits (which wait for POLLOUT meanwhile),
+ * the epoll hook's room (atlas_engine_room_came), or linger.c after its close.
+ * False then. A connection not open in this process (its handshake unfinished,
+ * or a forked child's copy) or set to close abortively gets the FIN alone.
+ * Locked, so that it is done once.
  */
-static void shut_locked(struct atlas_conn *c, int fd)
+static bool shut_locked(struct atlas_conn *c, int fd)
 {
-	if (!closes_abortively(c, fd) && !queue_close_notify(c, fd))
-		return;
+	if (c->state == ATLAS_CONN_OPEN && c->pid == getpid() && !closes_abortively(c, fd) &&
+	    !queue_close_notify(c, fd)) {
+		atlas_engine_wait_for_room(c);
+		return false;
+	}
 	__atomic_store_n(&c->shut_wr, 0, __ATOMIC_RELAXED);
 	atlas_real.shutdown(fd, SHUT_WR);
 	atlas_ready_handshake_over(c); /* the host's waits as it asked them again */
+	return true;
 }
 
 void atlas_engine_room_came(struct atlas_conn *c, int fd)
@@ -998,7 +1007,7 @@ void atlas_engine_room_came(struct atlas_conn *c, int fd)
 		 * and never acts on room: its close_notify and FIN go now too.
 		 */
 		if (c->shut_wr && c->sq == NULL && c->wb == NULL && c->state == ATLAS_CONN_OPEN)
-			shut_locked(c, fd);
+			(void)shut_locked(c, fd);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -1243,30 +1252,6 @@ int atlas_engine_readable_bytes(struct atlas_conn *c, int fd, int *count)
 }
 
 /*
- * What shutdown(SHUT_WR) does on the userspace path once wb is empty:
- * close_notify, then the FIN. Without room for close_notify, both wait, as the
- * kernel's FIN waits behind its queue (c->shut_wr): the host's next call sends
- * them, or a wait of its own, which waits for POLLOUT meanwhile, or linger.c
- * after its close. False then.
- */
-static bool shutdown_wr_now(struct atlas_conn *c, int fd)
-{
-	if (!send_close_notify(c, fd, false)) {
-		pthread_mutex_lock(&c->lock);
-		__atomic_store_n(&c->shut_wr, 1, __ATOMIC_RELAXED);
-		atlas_engine_wait_for_room(c);
-		pthread_mutex_unlock(&c->lock);
-		return false;
-	}
-	atlas_real.shutdown(fd, SHUT_WR);
-	pthread_mutex_lock(&c->lock);
-	if (c->sq == NULL)
-		atlas_ready_handshake_over(c); /* the host's waits as it asked them again */
-	pthread_mutex_unlock(&c->lock);
-	return true;
-}
-
-/*
  * A blocking host's shutdown gives wb, close_notify and the FIN up to a second
  * to go, as send_close_notify gives close_notify on the kernel path; a host
  * that shuts down and then exits without reading must not lose them. Past
@@ -1311,7 +1296,7 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 		if (userspace) {
 			/*
 			 * wb's bytes, then close_notify and the FIN; what cannot go yet waits, as
-			 * the kernel's FIN waits for its queue (flush_gathered, shutdown_wr_now),
+			 * the kernel's FIN waits for its queue (flush_gathered, shut_locked),
 			 * and a write waiting for room in another thread ends (wait_ready).
 			 */
 			flush_gathered(c, fd, MSG_DONTWAIT, false);

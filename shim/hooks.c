@@ -1009,13 +1009,44 @@ ATLAS_HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	return atlas_ready_epoll_ctl(epfd, op, fd, ev);
 }
 
+/* The wait an epoll hook makes: which call, with its timeout and signal mask. */
+struct epoll_call {
+	enum { EPOLL_WAIT, EPOLL_PWAIT, EPOLL_PWAIT2 } which;
+	int ms;
+	const struct timespec *ts;
+	const sigset_t *mask;
+};
+
+/* The host's call, through events[0..max), or without waiting at all (no_wait). */
+static int epoll_real(const struct epoll_call *w, int epfd, struct epoll_event *events, int max,
+		      bool no_wait)
+{
+	static const struct timespec now = { 0, 0 };
+
+	switch (w->which) {
+	case EPOLL_WAIT:
+		return REAL(epoll_wait)(epfd, events, max, no_wait ? 0 : w->ms);
+	case EPOLL_PWAIT:
+		return REAL(epoll_pwait)(epfd, events, max, no_wait ? 0 : w->ms, w->mask);
+	default:
+		return REAL(epoll_pwait2)(epfd, events, max, no_wait ? &now : w->ts, w->mask);
+	}
+}
+
 /*
  * The events of connections with bytes waiting first (k of them), then what
- * the kernel has: without waiting when k > 0, and in the host's terms for a
- * waiting handshake.
+ * the kernel has: without waiting when k > 0, not at all when they fill the
+ * array, and in the host's terms for a waiting handshake.
  */
-static int epoll_merge(int epfd, struct epoll_event *events, int k, int kernel)
+static int epoll_hooked(const struct epoll_call *w, int epfd, struct epoll_event *events, int max)
 {
+	int k, kernel;
+
+	atlas_engine_before_wait();
+	k = atlas_ready_epoll_events(epfd, events, max);
+	if (k == max)
+		return k;
+	kernel = epoll_real(w, epfd, events + k, max - k, k > 0);
 	if (kernel < 0)
 		return k > 0 ? k : kernel;
 	atlas_ready_epoll_translate(epfd, events + k, kernel);
@@ -1024,41 +1055,31 @@ static int epoll_merge(int epfd, struct epoll_event *events, int k, int kernel)
 
 ATLAS_HOOK int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)
 {
-	int k;
-
 	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
 		return REAL(epoll_wait)(epfd, events, max, timeout);
-	atlas_engine_before_wait();
-	k = atlas_ready_epoll_events(epfd, events, max);
-	return epoll_merge(epfd, events, k,
-			   REAL(epoll_wait)(epfd, events + k, max - k, k > 0 ? 0 : timeout));
+	return epoll_hooked(&(struct epoll_call){ EPOLL_WAIT, timeout, NULL, NULL }, epfd, events,
+			    max);
 }
 
 ATLAS_HOOK int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout,
 			   const sigset_t *sigmask)
 {
-	int k;
-
 	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
 		return REAL(epoll_pwait)(epfd, events, max, timeout, sigmask);
-	atlas_engine_before_wait();
-	k = atlas_ready_epoll_events(epfd, events, max);
-	return epoll_merge(
-		epfd, events, k,
-		REAL(epoll_pwait)(epfd, events + k, max - k, k > 0 ? 0 : timeout, sigmask));
+	return epoll_hooked(&(struct epoll_call){ EPOLL_PWAIT, timeout, NULL, sigmask }, epfd,
+			    events, max);
 }
 
 ATLAS_HOOK int epoll_pwait2(int epfd, struct epoll_event *events, int max,
 			    const struct timespec *timeout, const sigset_t *sigmask)
 {
-	static const struct timespec now = { 0, 0 };
-	int k;
-
+	/* Only a lookup by name reaches it where glibc has none (older than 2.35). */
+	if (__builtin_expect(REAL(epoll_pwait2) == NULL, 0)) {
+		errno = ENOSYS;
+		return -1;
+	}
 	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
 		return REAL(epoll_pwait2)(epfd, events, max, timeout, sigmask);
-	atlas_engine_before_wait();
-	k = atlas_ready_epoll_events(epfd, events, max);
-	return epoll_merge(
-		epfd, events, k,
-		REAL(epoll_pwait2)(epfd, events + k, max - k, k > 0 ? &now : timeout, sigmask));
+	return epoll_hooked(&(struct epoll_call){ EPOLL_PWAIT2, 0, timeout, sigmask }, epfd, events,
+			    max);
 }

@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -21,11 +22,13 @@ static void *self_handle(void)
 	return info.dli_fbase;
 }
 
-static void *resolve(const char *name, void *self_base)
+static void *resolve(const char *name, void *self_base, bool optional)
 {
 	void *fn = dlsym(RTLD_NEXT, name);
 	Dl_info info;
 
+	if (fn == NULL && optional)
+		return NULL;
 	if (fn == NULL) {
 		/* Nothing after us defines it: libc itself must, or the process cannot work. */
 		static const char msg[] =
@@ -47,7 +50,9 @@ static void resolve_all(void)
 	void *self = self_handle();
 
 	/* The cast from void * to a function pointer is what dlsym(3) prescribes. */
-#define RESOLVE(field, name) *(void **)(&atlas_real.field) = resolve(name, self)
+#define RESOLVE(field, name) *(void **)(&atlas_real.field) = resolve(name, self, false)
+/* Newer than the glibc the library needs: no program can call it where it is missing. */
+#define RESOLVE_NEWER(field, name) *(void **)(&atlas_real.field) = resolve(name, self, true)
 	RESOLVE(accept, "accept");
 	RESOLVE(accept4, "accept4");
 	RESOLVE(listen, "listen");
@@ -83,13 +88,14 @@ static void resolve_all(void)
 	RESOLVE(epoll_ctl, "epoll_ctl");
 	RESOLVE(epoll_wait, "epoll_wait");
 	RESOLVE(epoll_pwait, "epoll_pwait");
-	RESOLVE(epoll_pwait2, "epoll_pwait2");
+	RESOLVE_NEWER(epoll_pwait2, "epoll_pwait2"); /* glibc 2.35 */
 	RESOLVE(fdopen, "fdopen");
 	RESOLVE(execve, "execve");
 	RESOLVE(read_chk, "__read_chk");
 	RESOLVE(recv_chk, "__recv_chk");
 	RESOLVE(recvfrom_chk, "__recvfrom_chk");
 #undef RESOLVE
+#undef RESOLVE_NEWER
 }
 
 void atlas_real_init(void)

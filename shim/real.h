@@ -54,6 +54,7 @@ struct atlas_real_table {
 	int (*epoll_ctl)(int, int, int, struct epoll_event *);
 	int (*epoll_wait)(int, struct epoll_event *, int, int);
 	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+	/* NULL with a glibc older than 2.35, where no program can call it. */
 	int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *,
 			    const sigset_t *);
 	FILE *(*fdopen)(int, const char *);

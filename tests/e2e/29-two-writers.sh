@@ -156,7 +156,7 @@ cc -O1 -g -std=c11 -Wall -Wextra -Werror -o "$T/owedwait" tests/e2e/progs/owedwa
 }
 owed_client() { # PORT CA|--plain MODE: how many bytes came
 	timeout 30 "$PY" - "$@" <<'PYEOF' 2>&1
-import socket, ssl, sys, threading, time
+import os, socket, ssl, sys, threading, time
 port, ca, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 got, ends = [], []
 def one():
@@ -180,11 +180,16 @@ def one():
         while True:
             chunk = s.recv(65536)
             if not chunk:
-                end = "end"
+                # close_notify (or, on plain TCP, the FIN): then the FIN on the socket itself.
+                end = "no FIN"
+                tcp = socket.socket(fileno=os.dup(s.fileno()))
+                tcp.settimeout(2)
+                end = "end" if tcp.recv(1) == b"" else "bytes after the end"
+                tcp.close()
                 break
             n += len(chunk)
     except (socket.timeout, TimeoutError, ssl.SSLError) as e:
-        end = type(e).__name__
+        end = end if end == "no FIN" else type(e).__name__
     got.append(n)
     ends.append(end)
 # et-many: 20 connections at once, whose room comes back in one epoll_wait.
