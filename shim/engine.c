@@ -956,7 +956,8 @@ static bool closes_abortively(const struct atlas_conn *c, int fd)
 
 	if (atlas_conn_path(c) == ATLAS_PATH_KERNEL)
 		return false;
-	return getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff && l.l_linger == 0;
+	return atlas_real.getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff &&
+	       l.l_linger == 0;
 }
 
 /*
@@ -971,6 +972,7 @@ static bool queue_close_notify(struct atlas_conn *c, int fd)
 	ERR_clear_error();
 	if (!(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN))
 		SSL_shutdown(c->ssl);
+	ERR_clear_error(); /* what a failed send left must not reach another connection's log */
 	return c->sq == NULL || send_queue(c, fd) != 0;
 }
 
@@ -986,10 +988,18 @@ static bool queue_close_notify(struct atlas_conn *c, int fd)
  */
 static bool shut_locked(struct atlas_conn *c, int fd)
 {
-	if (c->state == ATLAS_CONN_OPEN && c->pid == getpid() && !closes_abortively(c, fd) &&
-	    !queue_close_notify(c, fd)) {
-		atlas_engine_wait_for_room(c);
-		return false;
+	if (c->state == ATLAS_CONN_OPEN && c->pid == getpid() && !closes_abortively(c, fd)) {
+		if (c->ssl == NULL || (c->ktls & ATLAS_KTLS_TX)) {
+			/*
+			 * The handshake, finished in another thread after the shutdown was
+			 * taken on the userspace path, put the connection on the kernel's:
+			 * close_notify if there is room now, as send_close_notify does there.
+			 */
+			(void)atlas_offload_close_notify(c, fd);
+		} else if (!queue_close_notify(c, fd)) {
+			atlas_engine_wait_for_room(c);
+			return false;
+		}
 	}
 	__atomic_store_n(&c->shut_wr, 0, __ATOMIC_RELAXED);
 	atlas_real.shutdown(fd, SHUT_WR);
@@ -1284,11 +1294,16 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 	if (how != SHUT_RD && closes_abortively(c, fd))
 		return 0;
 	if (how == SHUT_WR || how == SHUT_RDWR) {
-		bool userspace = !kernel_tx(c);
+		bool userspace;
 		bool blocking = !fd_nonblocking(fd, 0);
 
-		/* First, so that no other thread writes behind it (read unlocked too). */
+		/*
+		 * First, so that no other thread writes behind it (read unlocked too). The path
+		 * is read under the lock, though a handshake that another thread finishes after
+		 * it may still put the connection on the kernel path (shut_locked sees to that).
+		 */
 		pthread_mutex_lock(&c->lock);
+		userspace = !kernel_tx(c);
 		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED);
 		if (userspace)
 			__atomic_store_n(&c->shut_wr, 1, __ATOMIC_RELAXED);

@@ -1053,10 +1053,22 @@ static int epoll_hooked(const struct epoll_call *w, int epfd, struct epoll_event
 	return k + kernel;
 }
 
+/*
+ * The fast path's end: a connection listed while the host waited (another thread's
+ * write met a full socket, or its handshake began) gets its events in the host's
+ * terms, and the room it waits for used, as epoll_hooked's would.
+ */
+static inline int epoll_fast_end(int epfd, struct epoll_event *events, int n)
+{
+	if (n > 0 && __builtin_expect(atlas_ready_any(), 0))
+		atlas_ready_epoll_translate(epfd, events, n);
+	return n;
+}
+
 ATLAS_HOOK int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)
 {
 	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
-		return REAL(epoll_wait)(epfd, events, max, timeout);
+		return epoll_fast_end(epfd, events, REAL(epoll_wait)(epfd, events, max, timeout));
 	return epoll_hooked(&(struct epoll_call){ EPOLL_WAIT, timeout, NULL, NULL }, epfd, events,
 			    max);
 }
@@ -1065,7 +1077,8 @@ ATLAS_HOOK int epoll_pwait(int epfd, struct epoll_event *events, int max, int ti
 			   const sigset_t *sigmask)
 {
 	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
-		return REAL(epoll_pwait)(epfd, events, max, timeout, sigmask);
+		return epoll_fast_end(epfd, events,
+				      REAL(epoll_pwait)(epfd, events, max, timeout, sigmask));
 	return epoll_hooked(&(struct epoll_call){ EPOLL_PWAIT, timeout, NULL, sigmask }, epfd,
 			    events, max);
 }
@@ -1079,7 +1092,8 @@ ATLAS_HOOK int epoll_pwait2(int epfd, struct epoll_event *events, int max,
 		return -1;
 	}
 	if (__builtin_expect(!atlas_ready_any(), 1) || max <= 0)
-		return REAL(epoll_pwait2)(epfd, events, max, timeout, sigmask);
+		return epoll_fast_end(epfd, events,
+				      REAL(epoll_pwait2)(epfd, events, max, timeout, sigmask));
 	return epoll_hooked(&(struct epoll_call){ EPOLL_PWAIT2, 0, timeout, sigmask }, epfd, events,
 			    max);
 }

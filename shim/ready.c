@@ -149,13 +149,35 @@ static void ep_follow(struct atlas_conn *c)
 		c->ep_kernel = want;
 }
 
+/*
+ * c now waits for room, on a registration that is the host's own, edge-triggered,
+ * with EPOLLOUT (nginx's): the edge may already have come, and gone to the host
+ * unused, between the send that met the full socket and this listing. A MOD with
+ * the same events re-arms it: the kernel reports EPOLLOUT again if there is room
+ * now (the epoll hook then sends), else the edge comes with the room. Locked.
+ */
+static void ep_rearm_room(struct atlas_conn *c)
+{
+	struct epoll_event ev = { .events = c->ep_kernel, .data = c->ep_data };
+
+	if (c->ep_fd < 0 || c->ep_kernel != c->ep_events || !need_adds(c) ||
+	    (c->ep_events & (EPOLLET | EPOLLOUT | EPOLLONESHOT)) != (EPOLLET | EPOLLOUT))
+		return;
+	if (atlas_real.epoll_ctl(c->ep_fd, EPOLL_CTL_MOD, c->ep_sock, &ev) < 0)
+		c->ep_fd = -1; /* the fd left the set behind our back, as in ep_follow */
+}
+
 void atlas_ready_handshake_wait(struct atlas_conn *c, short want)
 {
 	pthread_mutex_lock(&list_lock);
 	/* list_add cannot fail: the connection reserved its place when its handshake began. */
 	if (c->hs_want != 0 || list_add(&handshakes, c)) {
+		bool newly = c->hs_want != want;
+
 		__atomic_store_n(&c->hs_want, want, __ATOMIC_RELAXED);
 		ep_follow(c);
+		if (newly && want == POLLOUT)
+			ep_rearm_room(c);
 	}
 	pthread_mutex_unlock(&list_lock);
 }

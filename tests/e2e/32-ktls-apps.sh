@@ -15,7 +15,9 @@
 #     before the answer), Atlas logs the worker's adoption, and TlsCurrTxSw and
 #     TlsCurrRxSw are back where they were once both have exited;
 #   - 28-shutdown-race's rounds (tests/e2e/progs/shutrace.c): shutdown(SHUT_WR)
-#     racing a corked writer and a poller, on the kernel path.
+#     racing a corked writer and a poller, on the kernel path;
+#   - shutdown(SHUT_WR) racing the handshake that puts the connection on the
+#     kernel path (tests/e2e/progs/hsshut.c), TLS 1.3 and 1.2.
 . "$(dirname "$0")/lib.sh"
 . "$E2E_DIR/ktls-lib.sh"
 
@@ -30,6 +32,7 @@ IN=$T/inner-32.sh
 ktls_inner "$IN"
 cat >>"$IN" <<'EOF'
 NGINX=8446 PYTHON=8447 OFF=8448 PLAIN=8449 HANDOFF13=8450 HANDOFF12=8451 RACE=8452 RACE_ROUNDS=100
+HSSHUT=8453 HSSHUT_N=150
 
 # get_ok LABEL OUT: tlsclient's GET of /big.bin was intact and closed by close_notify.
 get_ok() {
@@ -279,6 +282,55 @@ if srv_start race $RACE --ktls require -- "$BIN/shutrace" $RACE; then
 	srv_alive race && pass "shutdown racing writes: the server is still running" ||
 		fail "shutdown racing writes: the server is still running"
 fi
+
+# shutdown(SHUT_WR) in one thread while another's read() runs the handshake, 0 to 8 ms
+# after accept(): before, during, as and after the handshake puts the connection on the
+# kernel path. Each client sees an end (close_notify; the FIN alone, which a client
+# in its handshake sees as EOF or a reset, when the shutdown came first), never data
+# and never a wait; the server serves them all and lives (3b49141 died: a shutdown
+# taken on the userspace path went on with OpenSSL's state after the handshake had
+# freed it for the kernel path).
+for v in 1.3 1.2; do
+	tag="shutdown racing the handshake, TLS $v"
+	srv_start hsshut$v $HSSHUT --ktls require -- "$BIN/hsshut" $HSSHUT $HSSHUT_N || continue
+	snap
+	out=$(timeout 300 /usr/bin/python3 - $HSSHUT "$CA" $HSSHUT_N $v <<'PYEOF' 2>&1
+import collections, socket, ssl, sys
+port, ca, n, v = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+if v == "1.2":
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+ends = collections.Counter()
+for i in range(n):
+    # Closed before the next: the server's reader waits for this one's end.
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        with ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False) as s:
+            ends["close_notify" if s.recv(100) == b"" else "data"] += 1
+    except ssl.SSLZeroReturnError:
+        ends["close_notify"] += 1
+    except (ssl.SSLEOFError, ConnectionResetError):
+        ends["fin"] += 1
+    except (socket.timeout, TimeoutError):
+        ends["a wait"] += 1
+    except OSError as e:
+        ends[type(e).__name__] += 1
+    raw.close()
+bad = {k: c for k, c in ends.items() if k not in ("close_notify", "fin")}
+print(f"{n} connections: {'each ended' if not bad else bad}; close_notify {ends['close_notify']}")
+PYEOF
+	)
+	is "$tag: each client sees an end, not data or a wait" "${out%%;*}" "$HSSHUT_N connections: each ended"
+	is_n=${out##*close_notify }
+	[ "${is_n:-0}" -gt 0 ] 2>/dev/null && pass "$tag: $is_n of them got close_notify (TlsTxSw rose by $(delta TlsTxSw))" ||
+		fail "$tag: no close_notify at all: $out"
+	wait_for 20 grep -q "^hsshut: $HSSHUT_N connections" "$T/hsshut$v.log" &&
+		pass "$tag: the server served all $HSSHUT_N without dying" ||
+		{ fail "$tag: the server did not serve all $HSSHUT_N"; note_out "$T/hsshut$v.log"; }
+	bad=$(grep -E '^atlas: (fatal|error|warn)' "$T/hsshut$v.log")
+	[ -z "$bad" ] && pass "$tag: Atlas logged no error or warning" || fail "$tag: Atlas logged: $(head -n 5 <<<"$bad")"
+	srv_stop hsshut$v
+done
 
 inner_done
 EOF

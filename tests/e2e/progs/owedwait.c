@@ -25,6 +25,10 @@
  *                client's close as nginx's lingering close does: "et-shut: wrote W"
  *                (the close_notify and FIN that waited behind the bytes must follow
  *                them, though the host makes no call on the connection);
+ *   et-thread    et-shut with the epoll loop in a thread of its own, waiting in
+ *                epoll_wait before the main thread writes and shuts down: "et-thread:
+ *                wrote W" (the room comes to a wait that began while nothing waited
+ *                for it);
  *   cork-block   the fd made blocking, TCP_CORK on, a blocking write of 100 bytes
  *                (gathered), TCP_CORK off: "cork-block: little CPU, wrote W" (the
  *                write waits for room for what waited before it, and must not spin
@@ -40,6 +44,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +167,53 @@ static int et_inout(const int *fd, int nfd, const char *mode, int shut)
 	return 0;
 }
 
+/*
+ * et-thread's epoll loop: reads what comes for 6 s, ignoring EPOLLOUT; got says "go"
+ * came. Each wait is long: the one that begins after "go" lasts through the writes
+ * (which make no edge until one meets the full socket) until the room comes.
+ */
+struct reader {
+	int ep, fd, got;
+};
+
+static void *et_reader(void *arg)
+{
+	struct reader *r = arg;
+	double t0 = now();
+
+	while (now() - t0 < 6) {
+		struct epoll_event out[4];
+		int n = epoll_wait(r->ep, out, 4, 3000);
+		char buf[64];
+
+		for (int i = 0; i < n; i++)
+			if (out[i].events & EPOLLIN)
+				while (read(r->fd, buf, sizeof(buf)) > 0)
+					__atomic_store_n(&r->got, 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static int et_thread(int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET, .data.fd = fd };
+	struct reader r = { .ep = epoll_create1(0), .fd = fd };
+	pthread_t t;
+	long wrote;
+
+	epoll_ctl(r.ep, EPOLL_CTL_ADD, fd, &ev);
+	if (pthread_create(&t, NULL, et_reader, &r) != 0)
+		return 1;
+	while (!__atomic_load_n(&r.got, __ATOMIC_ACQUIRE))
+		usleep(10000);
+	usleep(200000); /* the reader is back in epoll_wait, with nothing waiting for room */
+	wrote = fill(fd, 1000);
+	shutdown(fd, SHUT_WR);
+	pthread_join(t, NULL);
+	printf("et-thread: wrote %ld\n", wrote);
+	return 0;
+}
+
 static int cork_block(int fd)
 {
 	static const char tail[100] = "the corked tail";
@@ -191,7 +243,8 @@ int main(int argc, char **argv)
 	if (argc != 3) {
 		fprintf(stderr,
 			"usage: owedwait PORT "
-			"oneshot|splice-read|shut-splice|cork-block|et-inout|et-many|et-shut\n");
+			"oneshot|splice-read|shut-splice|cork-block|et-inout|et-many|et-shut|"
+			"et-thread\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -213,6 +266,8 @@ int main(int argc, char **argv)
 		return oneshot(fd);
 	if (strcmp(argv[2], "cork-block") == 0)
 		return cork_block(fd);
+	if (strcmp(argv[2], "et-thread") == 0)
+		return et_thread(fd);
 	if (strcmp(argv[2], "et-inout") == 0 || strcmp(argv[2], "et-shut") == 0)
 		return et_inout(&fd, 1, argv[2], strcmp(argv[2], "et-shut") == 0);
 	if (strcmp(argv[2], "et-many") == 0) {
