@@ -139,7 +139,7 @@ void atlas_accept_received(int fd)
 	}
 	atlas_conn_set_peer(c, fd, NULL, 0);
 	c->ktls = ATLAS_KTLS_TX | ATLAS_KTLS_RX;
-	c->path = ATLAS_PATH_KERNEL;
+	atlas_conn_set_path(c, ATLAS_PATH_KERNEL);
 	c->state = ATLAS_CONN_OPEN; /* c->pid: this process owns the session now */
 	if (atlas_fdtab_set(fd, c, &stale) == 0)
 		atlas_info("%s: received over SCM_RIGHTS, path kernel (TX and RX)",

@@ -163,6 +163,12 @@ static inline enum atlas_path atlas_conn_path(const struct atlas_conn *c)
 	return (enum atlas_path)__atomic_load_n(&c->path, __ATOMIC_ACQUIRE);
 }
 
+/* Sets c's path: the hooks read it unlocked (atlas_conn_path). Locked. */
+static inline void atlas_conn_set_path(struct atlas_conn *c, enum atlas_path path)
+{
+	__atomic_store_n(&c->path, (unsigned char)path, __ATOMIC_RELEASE);
+}
+
 void atlas_conn_get(struct atlas_conn *c);
 /*
  * A reference from a list that does not hold one (ready.c's): false when the last

@@ -198,7 +198,7 @@ static enum step handshake_done(struct atlas_conn *c, int fd)
 	if (atlas_offload_finish(c, fd, path, sizeof(path)) < 0) {
 		atlas_offload_refuse(c, fd);
 		/* Back through the engine, which refuses: no host write may reach kernel TX now. */
-		__atomic_store_n(&c->path, ATLAS_PATH_USERSPACE, __ATOMIC_RELEASE);
+		atlas_conn_set_path(c, ATLAS_PATH_USERSPACE);
 		refuse(c, fd, 0, "ATLAS_KTLS=require and the kernel does not have both directions",
 		       path);
 		return STEP_FAILED;

@@ -79,7 +79,7 @@ int atlas_offload_finish(struct atlas_conn *c, int fd, char *desc, size_t descle
 {
 	char why[160] = "";
 
-	c->path = ATLAS_PATH_USERSPACE;
+	atlas_conn_set_path(c, ATLAS_PATH_USERSPACE);
 	if (!atlas_offload_enabled()) {
 		snprintf(desc, desclen, "%s", atlas_offload_describe());
 		return offload_mode == ATLAS_KTLS_REQUIRE ? -1 : 0;
@@ -103,13 +103,13 @@ int atlas_offload_finish(struct atlas_conn *c, int fd, char *desc, size_t descle
 		/* Nothing left for OpenSSL to do: the kernel has the keys, we drop ours. */
 		atlas_tls_ssl_free(c->ssl);
 		c->ssl = NULL;
-		c->path = ATLAS_PATH_KERNEL;
+		atlas_conn_set_path(c, ATLAS_PATH_KERNEL);
 		/* The socket carries its own keys now: it may follow exec as the host wanted. */
 		atlas_fdtab_give_back_cloexec(c, fd);
 		snprintf(desc, desclen, "kernel (TX and RX)");
 		return 0;
 	}
-	c->path = ATLAS_PATH_KERNEL_TX;
+	atlas_conn_set_path(c, ATLAS_PATH_KERNEL_TX);
 	snprintf(desc, desclen, "kernel TX, userspace RX (%s)",
 		 why[0] ? why : "records were pending in OpenSSL");
 done:
