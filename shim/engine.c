@@ -989,7 +989,7 @@ static bool queue_close_notify(struct atlas_conn *c, int fd)
 static bool shut_locked(struct atlas_conn *c, int fd)
 {
 	if (c->state == ATLAS_CONN_OPEN && c->pid == getpid() && !closes_abortively(c, fd)) {
-		if (c->ssl == NULL || (c->ktls & ATLAS_KTLS_TX)) {
+		if (kernel_tx(c)) {
 			/*
 			 * The handshake, finished in another thread after the shutdown was
 			 * taken on the userspace path, put the connection on the kernel's:
