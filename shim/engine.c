@@ -944,18 +944,17 @@ static void flush_before_wait(struct atlas_conn *c)
 }
 
 /*
- * Was the socket set to close abortively (SO_LINGER on with 0 s)? Then no close_notify.
- * Only a connection on the userspace path is ever marked so (by the execve hook, in a
- * child, which is why the mark is a socket option and not a flag); asking costs a
- * system call, which the kernel path does not pay.
+ * Was the socket set to close abortively (SO_LINGER on with 0 s)? Then no close_notify,
+ * which would tell the client that what came before it is complete. The host sets it
+ * (nginx's reset_timedout_connection), or the execve hook does, in a child (which is why
+ * Atlas's own mark is a socket option and not a flag). One system call, at a shutdown
+ * or a close.
  */
-static bool closes_abortively(const struct atlas_conn *c, int fd)
+static bool closes_abortively(int fd)
 {
 	struct linger l = { 0, 0 };
 	socklen_t len = sizeof(l);
 
-	if (atlas_conn_path(c) == ATLAS_PATH_KERNEL)
-		return false;
 	return atlas_real.getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff &&
 	       l.l_linger == 0;
 }
@@ -988,7 +987,7 @@ static bool queue_close_notify(struct atlas_conn *c, int fd)
  */
 static bool shut_locked(struct atlas_conn *c, int fd)
 {
-	if (c->state == ATLAS_CONN_OPEN && c->pid == getpid() && !closes_abortively(c, fd)) {
+	if (c->state == ATLAS_CONN_OPEN && c->pid == getpid() && !closes_abortively(fd)) {
 		if (kernel_tx(c)) {
 			/*
 			 * The handshake, finished in another thread after the shutdown was
@@ -1168,7 +1167,7 @@ ssize_t atlas_engine_splice_from(struct atlas_conn *c, int fd, int pipe_out, lof
 	if (r != 0)
 		return r;
 	if (kernel_rx(c))
-		return atlas_real.splice(fd, NULL, pipe_out, off_out, len, flags);
+		return atlas_offload_splice(c, fd, pipe_out, off_out, len, flags);
 	send_owed(c, fd);
 	return atlas_emul_splice_from(&src, pipe_out, off_out, len, flags);
 }
@@ -1186,7 +1185,7 @@ static bool send_close_notify(struct atlas_conn *c, int fd, bool wait)
 	struct timespec deadline;
 	bool full = false;
 
-	if (closes_abortively(c, fd))
+	if (closes_abortively(fd))
 		return true; /* a reset is what the host asked for: a close_notify would say "complete" */
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -1291,7 +1290,7 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 	 * A socket set to close abortively (see atlas_engine_abort_on_close) must end in a
 	 * reset: a FIN now would let the client take a cut-short response as complete.
 	 */
-	if (how != SHUT_RD && closes_abortively(c, fd))
+	if (how != SHUT_RD && closes_abortively(fd))
 		return 0;
 	if (how == SHUT_WR || how == SHUT_RDWR) {
 		bool userspace;
@@ -1331,14 +1330,12 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 
 void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 {
-	bool gathered = false;
-
 	/* A flush_before_wait() through fd, under way in another thread, ends before fd goes. */
 	pthread_mutex_lock(&c->lock);
 	pthread_mutex_unlock(&c->lock);
 	if (!owes_bytes(c) || c->pid != getpid())
 		goto done;
-	if (closes_abortively(c, fd)) {
+	if (closes_abortively(fd)) {
 		pthread_mutex_lock(&c->lock);
 		if (c->wb != NULL)
 			wb_release(c); /* a reset is what the host asked for */
@@ -1347,7 +1344,6 @@ void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
-	gathered = true;
 	if (flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN) {
 		if (last) {
 			/* The socket stays open, in linger.c's hands, until the bytes are out. */
@@ -1362,21 +1358,14 @@ void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 	}
 done:
 	/*
-	 * close_notify waits in the send queue: it follows from linger.c, as the kernel
-	 * sends a closed socket's queue, when bytes went before it, or when part of it
-	 * went (the peer would read a cut record); else it is left, as before a full socket.
+	 * No room for close_notify (in the send queue on the userspace path; not sent
+	 * on the kernel's): it follows from linger.c once the client has read what is
+	 * before it, as the kernel's FIN follows a closed socket's queue. A blocking
+	 * server's last write returns with the socket full, so without this a client
+	 * slower than the server would get the end of every long response without it.
 	 */
-	if (last && !send_close_notify(c, fd, false)) {
-		bool started;
-
-		pthread_mutex_lock(&c->lock);
-		started = c->sq != NULL && c->sq_cut;
-		if (!gathered && !started)
-			atlas_tls_queue_drop(c);
-		pthread_mutex_unlock(&c->lock);
-		if (gathered || started)
-			atlas_linger_adopt(c, fd);
-	}
+	if (last && !send_close_notify(c, fd, false))
+		atlas_linger_adopt(c, fd);
 }
 
 bool atlas_engine_linger_step(struct atlas_conn *c, int fd)

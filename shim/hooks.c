@@ -170,6 +170,24 @@ static ssize_t tls_recv_buf(int fd, void *buf, size_t len, int flags)
 }
 
 /*
+ * After a kernel-RX call on fd failed: its connection, still on the kernel path (not
+ * one that another thread's close and accept put under the same number meanwhile),
+ * with a reference; NULL, errno kept, else.
+ */
+static struct atlas_conn *enter_kernel_rx(int fd)
+{
+	int saved = errno;
+	struct atlas_conn *c = enter(fd);
+
+	if (c != NULL && atlas_conn_path(c) != ATLAS_PATH_KERNEL) {
+		leave(c);
+		c = NULL;
+	}
+	errno = saved;
+	return c;
+}
+
+/*
  * A kernel-RX read that failed with EIO met a record that is not data (an
  * alert, a KeyUpdate): Atlas reads and handles it (offload.c); one that reads
  * as end of file leaves errno as saved_errno, its value before the call, as a
@@ -182,7 +200,7 @@ static ssize_t kernel_rx_done(int fd, ssize_t r, int flags, int saved_errno)
 
 	if (__builtin_expect(r >= 0 || (errno != EIO && errno != EBADMSG), 1))
 		return r;
-	c = enter(fd);
+	c = enter_kernel_rx(fd);
 	if (c == NULL)
 		return -1;
 	if (errno == EBADMSG) {
@@ -538,13 +556,28 @@ ATLAS_HOOK ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t cou
 ATLAS_HOOK ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len,
 			  unsigned int flags)
 {
-	/* A direction the kernel has needs nothing of Atlas: the kernel splices. */
-	bool in = route_rx(fd_in) == ROUTE_ATLAS, out = ours_tx(fd_out);
+	/*
+	 * A direction the kernel has needs nothing of Atlas: the kernel splices, and only
+	 * a failure from kernel RX is looked at (a record that is not data).
+	 */
+	enum route rin = route_rx(fd_in);
+	bool in = rin == ROUTE_ATLAS, out = ours_tx(fd_out);
 	struct atlas_conn *c;
 	ssize_t r;
 
-	if (!in && !out)
-		return REAL(splice)(fd_in, off_in, fd_out, off_out, len, flags);
+	if (!in && !out) {
+		int saved = errno;
+
+		r = REAL(splice)(fd_in, off_in, fd_out, off_out, len, flags);
+		if (__builtin_expect(r >= 0 || rin != ROUTE_KERNEL, 1))
+			return r;
+		c = enter_kernel_rx(fd_in);
+		if (c == NULL)
+			return -1;
+		r = atlas_offload_splice_failed(c, fd_in, flags, saved);
+		leave(c);
+		return r;
+	}
 	if (in && out) {
 		errno = EINVAL; /* splice(2): neither end is a pipe */
 		return -1;

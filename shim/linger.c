@@ -205,10 +205,18 @@ void atlas_linger_adopt(struct atlas_conn *c, int fd)
 	}
 	if (atlas_log_enabled(ATLAS_LOG_INFO)) {
 		char who[128];
+		unsigned owed = c->wb_len + c->sq_len; /* 0: only kTLS's close_notify waits */
 
-		atlas_log(ATLAS_LOG_INFO,
-			  "%s: closed with %u bytes unsent: sending them after close",
-			  atlas_conn_describe(c, fd, who, sizeof(who)), c->wb_len + c->sq_len);
+		atlas_conn_describe(c, fd, who, sizeof(who));
+		if (owed > 0)
+			atlas_log(ATLAS_LOG_INFO,
+				  "%s: closed with %u bytes unsent: sending them after close", who,
+				  owed);
+		else
+			atlas_log(
+				ATLAS_LOG_INFO,
+				"%s: closed with the socket full: sending close_notify after close",
+				who);
 	}
 	atlas_conn_get(c);
 	list[count].c = c;

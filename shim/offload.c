@@ -75,6 +75,13 @@ static int finish_tls13_rx(struct atlas_conn *c, int fd, char *why, size_t whyle
 					   c->rx_secret_len, why, whylen);
 }
 
+/* The TLS 1.3 client traffic secret has served its purpose, whatever the path. */
+static void forget_rx_secret(struct atlas_conn *c)
+{
+	OPENSSL_cleanse(c->rx_secret, sizeof(c->rx_secret));
+	c->rx_secret_len = 0;
+}
+
 int atlas_offload_finish(struct atlas_conn *c, int fd, char *desc, size_t desclen)
 {
 	char why[160] = "";
@@ -87,6 +94,7 @@ int atlas_offload_finish(struct atlas_conn *c, int fd, char *desc, size_t descle
 	if (!(c->ktls & ATLAS_KTLS_TX)) {
 		snprintf(desc, desclen, "userspace (%s)",
 			 c->ktls_why[0] ? c->ktls_why : "OpenSSL did not offload this connection");
+		forget_rx_secret(c); /* a connection left on the userspace path never needs it */
 		goto done;
 	}
 	if (!(c->ktls & ATLAS_KTLS_RX)) {
@@ -96,9 +104,7 @@ int atlas_offload_finish(struct atlas_conn *c, int fd, char *desc, size_t descle
 		else if (finish_tls13_rx(c, fd, why, sizeof(why)) == 0)
 			c->ktls |= ATLAS_KTLS_RX;
 	}
-	/* The secret has served its purpose either way. */
-	OPENSSL_cleanse(c->rx_secret, sizeof(c->rx_secret));
-	c->rx_secret_len = 0;
+	forget_rx_secret(c);
 	if ((c->ktls & ATLAS_KTLS_RX) && !SSL_has_pending(c->ssl)) {
 		/* Nothing left for OpenSSL to do: the kernel has the keys, we drop ours. */
 		atlas_tls_ssl_free(c->ssl);
@@ -178,6 +184,11 @@ static ssize_t handle_record(struct atlas_conn *c, int fd, unsigned char type,
 				"closing the connection cleanly",
 				who);
 			atlas_offload_close_notify(c, fd);
+			/*
+			 * As after the host's own shutdown (engine.c): kTLS would take its later
+			 * writes, count them and never send them; they fail with EPIPE instead.
+			 */
+			__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED);
 			atlas_real.shutdown(fd, SHUT_RDWR);
 			return end_rx(c, 0);
 		}
@@ -226,6 +237,48 @@ out:
 	if (r == 0)
 		errno = saved_errno; /* end of file is a success: errno as before the call */
 	return r;
+}
+
+/* Is the record the kernel has next for fd not data? errno is kept. */
+static bool control_next(int fd)
+{
+	unsigned char type = ATLAS_TLS_APPLICATION_DATA;
+	unsigned char *rec = malloc(RECORD_MAX);
+	int saved = errno;
+	ssize_t n;
+
+	if (rec == NULL)
+		return false;
+	n = atlas_ktls_recv_record(fd, &type, rec, RECORD_MAX, MSG_PEEK | MSG_DONTWAIT);
+	OPENSSL_cleanse(rec, n > 0 ? (size_t)n : 0);
+	free(rec);
+	errno = saved;
+	return n >= 0 && type != ATLAS_TLS_APPLICATION_DATA;
+}
+
+ssize_t atlas_offload_splice_failed(struct atlas_conn *c, int fd, unsigned flags, int saved_errno)
+{
+	int mflags = flags & SPLICE_F_NONBLOCK ? MSG_DONTWAIT : 0;
+
+	if (errno == EBADMSG) {
+		atlas_offload_bad_record(c, fd);
+		return -1;
+	}
+	if ((errno != EINVAL && errno != EIO) || !control_next(fd))
+		return -1;
+	return atlas_offload_control(c, fd, mflags, saved_errno);
+}
+
+ssize_t atlas_offload_splice(struct atlas_conn *c, int fd, int pipe_out, loff_t *off_out,
+			     size_t len, unsigned flags)
+{
+	int saved = errno;
+	ssize_t n;
+
+	if (__atomic_load_n(&c->rx_closed, __ATOMIC_ACQUIRE))
+		return atlas_offload_control(c, fd, 0, saved);
+	n = atlas_real.splice(fd, NULL, pipe_out, off_out, len, flags);
+	return n >= 0 ? n : atlas_offload_splice_failed(c, fd, flags, saved);
 }
 
 void atlas_offload_bad_record(struct atlas_conn *c, int fd)

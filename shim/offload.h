@@ -57,6 +57,21 @@ ssize_t atlas_offload_recv(struct atlas_conn *c, int fd, struct iovec *iov, int 
  */
 ssize_t atlas_offload_control(struct atlas_conn *c, int fd, int flags, int saved_errno);
 
+/*
+ * splice(2) from a kernel-RX connection: the kernel's, with what a read would do at
+ * a record that is not data (Linux 6.1 fails the splice with EINVAL there and puts
+ * the record back), and end of file or the error for ever once the stream ended.
+ */
+ssize_t atlas_offload_splice(struct atlas_conn *c, int fd, int pipe_out, loff_t *off_out,
+			     size_t len, unsigned flags);
+
+/*
+ * The kernel's splice from such a connection failed (errno says how; saved_errno is
+ * errno from before it): EINVAL or EIO with a record that is not data next is handled
+ * as atlas_offload_control does; EBADMSG is logged; anything else goes back as it is.
+ */
+ssize_t atlas_offload_splice_failed(struct atlas_conn *c, int fd, unsigned flags, int saved_errno);
+
 /* A kernel-RX read failed with EBADMSG: a record failed authentication. Logs it; errno kept. */
 void atlas_offload_bad_record(struct atlas_conn *c, int fd);
 

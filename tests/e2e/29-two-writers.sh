@@ -150,10 +150,16 @@ fi
 # then only waits for a request still gets them out, with one connection and with
 # 20 whose room comes back at once, and after shutdown(SHUT_WR) its close_notify and
 # FIN follow them (the client reads to its end), also when the epoll loop is a thread
-# of its own that was already waiting when the bytes began to wait for room. Plain
-# TCP first, for the kernel's answer.
-cc -O1 -g -std=c11 -Wall -Wextra -Werror -pthread -o "$T/owedwait" tests/e2e/progs/owedwait.c || {
-	fail "cannot build tests/e2e/progs/owedwait.c"
+# of its own that was already waiting when the bytes began to wait for room, and
+# when the room's edge reached that thread before they began to wait (et-late:
+# tests/e2e/progs/slowsend.c, preloaded after Atlas, holds the send that met the
+# full socket while the client reads; the server writes nothing more, so only
+# Atlas's re-arm of the registration sends them). Plain TCP first, for the
+# kernel's answer.
+cc -O1 -g -std=c11 -Wall -Wextra -Werror -pthread -o "$T/owedwait" tests/e2e/progs/owedwait.c &&
+	cc -O1 -g -std=c11 -Wall -Wextra -Werror -shared -fPIC -o "$T/slowsend.so" \
+		tests/e2e/progs/slowsend.c || {
+	fail "cannot build tests/e2e/progs/owedwait.c and slowsend.c"
 	finish
 }
 owed_client() { # PORT CA|--plain MODE: how many bytes came
@@ -166,9 +172,11 @@ def one():
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
     s = raw
     if ca != "--plain":
-        # A FIN without close_notify is an error, not an end.
-        s = ssl.create_default_context(cafile=ca).wrap_socket(
-            raw, server_hostname="localhost", suppress_ragged_eofs=False)
+        # A FIN without close_notify is an error, not an end (Debian's python 3.11
+        # sets OP_IGNORE_UNEXPECTED_EOF by default, which would read it as b"").
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+        s = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
     s.sendall(b"go\n")
     if mode == "oneshot":
         time.sleep(0.3)
@@ -203,15 +211,18 @@ for t in threads:
 print(f"got {sum(got)}" + (f", {ends[0]}" if mode in ("et-shut", "et-thread") else ""))
 PYEOF
 }
-for mode in oneshot splice-read shut-splice cork-block et-inout et-many et-shut et-thread; do
+for mode in oneshot splice-read shut-splice cork-block et-inout et-many et-shut et-thread et-late; do
 	for how in plain atlas; do
 		port=$(free_port)
 		if [ $how = plain ]; then
 			start_server "owed-$mode-$how" "$port" -- "$T/owedwait" "$port" "$mode"
 			got=$(owed_client "$port" --plain "$mode")
 		else
-			start_server "owed-$mode-$how" "$port" -- ./atlas-preload.sh --cert "$EC_CERT" \
-				--key "$EC_KEY" --ports "$port" -- "$T/owedwait" "$port" "$mode"
+			after=${ATLAS_PRELOAD_AFTER:-} # a sanitizer's runtime (tests/sanitize-e2e.sh)
+			[ $mode = et-late ] && after+=" $T/slowsend.so"
+			start_server "owed-$mode-$how" "$port" -- env "ATLAS_PRELOAD_AFTER=$after" \
+				./atlas-preload.sh --cert "$EC_CERT" --key "$EC_KEY" --ports "$port" -- \
+				"$T/owedwait" "$port" "$mode"
 			got=$(owed_client "$port" "$CA" "$mode")
 		fi
 		wait_until 10 grep -q "^$mode: " "$(server_log "owed-$mode-$how")"

@@ -14,7 +14,10 @@
 #     a TLS 1.2 renegotiation ClientHello, a TLS 1.3 KeyUpdate (echo and
 #     keep-alive HTTP) and a flipped ciphertext byte: what the server and the
 #     client see, Atlas's log line, TlsDecryptError, and that the next client
-#     is served;
+#     is served; after the KeyUpdate, the server's write fails with EPIPE;
+#   - an echo server that moves the bytes with splice(2) (sendfile_srv
+#     splice-echo): intact, the client's close_notify is end of file to splice
+#     (and stays so), a fatal alert ECONNRESET;
 #   - strace: the server's own sendfile(2) goes to the TLS socket, and a
 #     keep-alive connection with 4 requests makes exactly the same non-data
 #     system calls on the socket as one with 1 request (nothing per write).
@@ -25,9 +28,17 @@ ktls_setup
 IN=$T/inner-31.sh
 ktls_inner "$IN"
 cat >>"$IN" <<'EOF'
-HTTP=8443 ECHO=8444 STRACED=8445
+HTTP=8443 ECHO=8444 STRACED=8445 SPLICE=8446 EWRITE=8447
 srv_start http $HTTP -- "$BIN/sendfile_srv" $HTTP http "$WWW"
 srv_start echo $ECHO -- "$BIN/sendfile_srv" $ECHO echo
+srv_start splice $SPLICE -- "$BIN/sendfile_srv" $SPLICE splice-echo
+srv_start ewrite $EWRITE -- "$BIN/sendfile_srv" $EWRITE echo-write
+
+# echoed_ok OUT BYTES: tlsclient's echo of BYTES came back intact, with close_notify both ways.
+echoed_ok() {
+	[ "$RC" = 0 ] && grep -qx "echo: sent=$2 received=$2 match=yes" "$T/$1.out" &&
+		grep -qx 'close: sent=close_notify peer=close_notify' "$T/$1.out"
+}
 
 # next_ok LABEL: the echo server still serves a normal client.
 next_ok() {
@@ -88,8 +99,7 @@ for v in 1.2:ECDHE-ECDSA-AES128-GCM-SHA256 1.2:ECDHE-ECDSA-AES256-GCM-SHA384 \
 	snap
 	client echo --port $ECHO --tls "$ver" --cipher "$cipher" --echo 262144 --close-notify
 	dtx=$(delta TlsTxSw) drx=$(delta TlsRxSw)
-	if [ "$RC" = 0 ] && grep -qx 'echo: sent=262144 received=262144 match=yes' "$T/echo.out" &&
-		grep -qx 'close: sent=close_notify peer=close_notify' "$T/echo.out"; then
+	if echoed_ok echo 262144; then
 		pass "$tag: 256 KiB echoed back intact (kernel RX decrypts, kernel TX encrypts); the client's close_notify is answered by the server's (SSL_ERROR_ZERO_RETURN)"
 	else
 		fail "$tag: echo of 256 KiB with close_notify both ways failed (tlsclient exit $RC)"
@@ -190,6 +200,51 @@ else
 	note_out "$T/echo.log"
 fi
 next_ok "TLS 1.3: after a KeyUpdate"
+
+# After the KeyUpdate Atlas has shut the socket down: kTLS in Linux 6.1 would take a
+# write, count it and never send it (3eda4fa: the server's write returned 1).
+mark ewrite
+client kuw --port $EWRITE --tls 1.3 --echo 1000 --keyupdate
+if wait_since ewrite 'echo: end of file after 1000 bytes; write after it: ' 10 &&
+	since_has ewrite 'write after it: EPIPE$'; then
+	pass "TLS 1.3: after a KeyUpdate ends the stream, the server's write fails with EPIPE"
+else
+	fail "TLS 1.3: after a KeyUpdate ends the stream, the server's write did not fail with EPIPE"
+	note_out "$T/ewrite.log"
+fi
+
+# ---- splice(2) from a kernel-RX socket ------------------------------------------------------
+
+# The server echoes with splice, socket to pipe and back. At a record that is not data
+# Linux 6.1 fails the splice with EINVAL and puts the record back (a read gets EIO):
+# Atlas must make it what a read gets (3eda4fa: EINVAL at close_notify), and the end
+# must stay the end (a second splice returns 0 at once).
+for ver in 1.2 1.3; do
+	mark splice
+	snap
+	client spl --port $SPLICE --tls $ver --echo 262144 --close-notify
+	if echoed_ok spl 262144; then
+		pass "TLS $ver splice echo: 256 KiB back intact, close_notify both ways"
+	else
+		fail "TLS $ver splice echo: not intact, or no close_notify back (tlsclient exit $RC)"
+		note_out "$T/spl.out"
+	fi
+	if wait_since splice 'echo: end of file after 262144 bytes; splice again: 0$' 10; then
+		pass "TLS $ver: the client's close_notify is end of file to the server's splice, and stays so"
+	else
+		fail "TLS $ver: the server's splice did not read the client's close_notify as end of file"
+		note_out "$T/splice.log"
+	fi
+	is "TLS $ver splice echo: TlsTxSw and TlsRxSw rose by exactly 1 each" "$(delta TlsTxSw) $(delta TlsRxSw)" "1 1"
+	mark splice
+	client spla --port $SPLICE --tls $ver --echo 1000 --alert
+	if wait_since splice 'echo: read failed after 2000 bytes: ECONNRESET' 10; then
+		pass "TLS $ver: a client's fatal alert fails the server's splice with ECONNRESET"
+	else
+		fail "TLS $ver: a client's fatal alert did not fail the server's splice with ECONNRESET"
+		note_out "$T/splice.log"
+	fi
+done
 
 mark http
 client kuget --port $HTTP --tls 1.3 --get /big.bin --keyupdate
@@ -299,9 +354,10 @@ for ver in 1.3 1.2; do
 	is "TLS $ver strace: after the handshake, the non-data system calls on the socket are the same for 1 and 4 requests (nothing per request or per write)" \
 		"$(without 'read|write|sendfile' "$after4")" "$(without 'read|write|sendfile' "$after1")"
 	# The first read() finishes the handshake inside Atlas, which then reads the request
-	# with recvmsg() instead of it; later reads are the host's own read().
-	is "TLS $ver strace: after the handshake, besides read/write/sendfile, only the first read's recvmsg, one sendmsg (close_notify) and close on the socket" \
-		"$(without 'read|write|sendfile' "$after4")" "close=1 recvmsg=1 sendmsg=1 "
+	# with recvmsg() instead of it; later reads are the host's own read(). At the close,
+	# one getsockopt (SO_LINGER: an abortive close sends no close_notify) and a sendmsg.
+	is "TLS $ver strace: after the handshake, besides read/write/sendfile, only the first read's recvmsg, at the close one getsockopt (SO_LINGER) and one sendmsg (close_notify), and close on the socket" \
+		"$(without 'read|write|sendfile' "$after4")" "close=1 getsockopt=1 recvmsg=1 sendmsg=1 "
 	is "TLS $ver strace: the host's own read() for requests 2 to 4" "$(count_of read "$after4")" 3
 done
 

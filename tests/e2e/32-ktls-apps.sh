@@ -17,7 +17,9 @@
 #   - 28-shutdown-race's rounds (tests/e2e/progs/shutrace.c): shutdown(SHUT_WR)
 #     racing a corked writer and a poller, on the kernel path;
 #   - shutdown(SHUT_WR) racing the handshake that puts the connection on the
-#     kernel path (tests/e2e/progs/hsshut.c), TLS 1.3 and 1.2.
+#     kernel path (tests/e2e/progs/hsshut.c), TLS 1.3 and 1.2;
+#   - a close (tests/e2e/closer.py, as in 28): with the socket full, close_notify
+#     still follows the bytes; an abortive one (SO_LINGER 0 s) sends none.
 . "$(dirname "$0")/lib.sh"
 . "$E2E_DIR/ktls-lib.sh"
 
@@ -32,7 +34,7 @@ IN=$T/inner-32.sh
 ktls_inner "$IN"
 cat >>"$IN" <<'EOF'
 NGINX=8446 PYTHON=8447 OFF=8448 PLAIN=8449 HANDOFF13=8450 HANDOFF12=8451 RACE=8452 RACE_ROUNDS=100
-HSSHUT=8453 HSSHUT_N=150
+HSSHUT=8453 HSSHUT_N=150 CLOSEFULL=8454 CLOSEABORT=8455
 
 # get_ok LABEL OUT: tlsclient's GET of /big.bin was intact and closed by close_notify.
 get_ok() {
@@ -186,6 +188,43 @@ if srv_start python $PYTHON -- /usr/bin/python3 -m http.server --bind 127.0.0.1 
 	srv_stop python
 fi
 
+# ---- a close: with the socket full, and abortive (tests/e2e/closer.py) -----------------
+
+# The server writes until the socket is full (EAGAIN, and still after 0.2 s; the client
+# waits 2 s before reading) and closes: close_notify must follow the bytes through kTLS
+# once there is room (linger.c; 3eda4fa dropped it: the client saw a FIN without it).
+# An abortive close must reach the client as a reset or a bare FIN: a close_notify
+# before the reset would make the bytes before it look complete.
+for mode in full abort; do
+	[ $mode = full ] && port=$CLOSEFULL || port=$CLOSEABORT
+	# Under strace: python sends with sendto(2); Atlas's records that are not data go with
+	# sendmsg(2) (the session tickets before the response, close_notify after it).
+	srv_start close$mode $port -- strace -f -qq -e trace=sendto,sendmsg -o "$T/close$mode.trace" \
+		/usr/bin/python3 "$ROOT/tests/e2e/closer.py" serve $port $mode || continue
+	mark close$mode
+	snap
+	got=$(timeout 60 /usr/bin/python3 "$ROOT/tests/e2e/closer.py" fetch $port "$CA" $mode 2>&1)
+	if [ $mode = full ]; then
+		wait_for 10 grep -q '^closer: wrote ' "$T/close$mode.log"
+		is "close with the socket full: every byte, then close_notify through kTLS" "$got" \
+			"got $(sed -n 's/^closer: wrote //p' "$T/close$mode.log"), close_notify"
+	elif grep -Eq ', (reset|eof)$' <<<"$got"; then
+		pass "an abortive close reaches the client as a reset or a bare FIN ($got)"
+	else
+		fail "an abortive close reached the client as: $got"
+	fi
+	# On loopback the reset usually overtakes an unread close_notify; the trace tells.
+	if [ $mode = abort ]; then
+		sent=$(awk '/sendto\(/ { n = 0 } /sendmsg\(/ { n++ } END { print n + 0 }' "$T/close$mode.trace")
+		is "an abortive close: Atlas sends no close_notify (no sendmsg after the response)" "$sent" 0
+	fi
+	wait_since close$mode 'TLSv1\.' 10
+	line_ok "closer $mode" close$mode ": TLSv1\\.3 [A-Z0-9_]+, handshake [0-9.]+ ms, path kernel \\(TX and RX\\)\$"
+	bad=$(grep -E '^atlas: (fatal|error|warn)' "$T/close$mode.log")
+	[ -z "$bad" ] && pass "closer $mode: Atlas logged no error or warning" || fail "closer $mode: Atlas logged: $bad"
+	srv_stop close$mode
+done
+
 # ---- --ktls off ------------------------------------------------------------------------------
 
 if srv_start off $OFF --ktls off -- "$BIN/sendfile_srv" $OFF http "$WWW"; then
@@ -298,6 +337,8 @@ for v in 1.3 1.2; do
 import collections, socket, ssl, sys
 port, ca, n, v = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 ctx = ssl.create_default_context(cafile=ca)
+# Debian's python 3.11 sets this by default: a FIN without close_notify would read as b"".
+ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
 if v == "1.2":
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 ends = collections.Counter()
@@ -313,6 +354,9 @@ for i in range(n):
         ends["fin"] += 1
     except (socket.timeout, TimeoutError):
         ends["a wait"] += 1
+    except ssl.SSLError as e:
+        # A FIN in the handshake: OpenSSL says "unexpected eof while reading" there too.
+        ends["fin" if "UNEXPECTED_EOF" in str(e.reason).upper() else f"SSLError {e.reason}"] += 1
     except OSError as e:
         ends[type(e).__name__] += 1
     raw.close()

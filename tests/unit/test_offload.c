@@ -143,6 +143,29 @@ static void nothing_without_a_record_type_is_the_fin(void **state)
 	assert_true(c->rx_closed);
 }
 
+/*
+ * A connection OpenSSL did not offload (its cipher, say) stays on the userspace
+ * path: the TLS 1.3 client traffic secret kept for kernel RX goes at once, not
+ * when the connection is freed.
+ */
+static void userspace_connection_forgets_the_rx_secret(void **state)
+{
+	struct atlas_conn *c = *state;
+	static const unsigned char zero[sizeof(c->rx_secret)];
+	char desc[256];
+
+	atlas_offload_configure(ATLAS_KTLS_AUTO, true);
+	c->ktls = 0;
+	memset(c->rx_secret, 0xa5, sizeof(c->rx_secret));
+	c->rx_secret_len = 32;
+	assert_int_equal(atlas_offload_finish(c, FAKE_FD, desc, sizeof(desc)), 0);
+	assert_string_equal(desc, "userspace (OpenSSL did not offload this connection)");
+	assert_int_equal(c->path, ATLAS_PATH_USERSPACE);
+	assert_int_equal(c->rx_secret_len, 0);
+	assert_memory_equal(c->rx_secret, zero, sizeof(zero));
+	atlas_offload_configure(ATLAS_KTLS_OFF, false);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -152,6 +175,7 @@ int main(void)
 		T(empty_alert_record_resets),
 		T(empty_handshake_record_resets),
 		T(nothing_without_a_record_type_is_the_fin),
+		T(userspace_connection_forgets_the_rx_secret),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

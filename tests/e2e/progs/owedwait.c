@@ -29,6 +29,12 @@
  *                epoll_wait before the main thread writes and shuts down: "et-thread:
  *                wrote W" (the room comes to a wait that began while nothing waited
  *                for it);
+ *   et-late      et-thread without the shutdown, run under tests/e2e/progs/slowsend.c,
+ *                which holds the send that meets the full socket for 1.5 s while the
+ *                client reads: the room's edge reaches the epoll thread before the
+ *                bytes that did not fit begin to wait for it; the server writes
+ *                nothing after that write (the one that took over a second):
+ *                "et-late: wrote W";
  *   cork-block   the fd made blocking, TCP_CORK on, a blocking write of 100 bytes
  *                (gathered), TCP_CORK off: "cork-block: little CPU, wrote W" (the
  *                write waits for room for what waited before it, and must not spin
@@ -61,21 +67,32 @@ static double now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* Writes 16 KiB pieces until the socket is full (at most max pieces): what was counted. */
-static long fill(int fd, int max)
+/*
+ * Writes 16 KiB pieces until the socket is full (at most max pieces), or after a
+ * write that took over a second when slow says so: what was counted.
+ */
+static long fill_until(int fd, int max, int slow)
 {
 	static char piece[16384];
 	long wrote = 0;
 
 	memset(piece, 'a', sizeof(piece));
 	for (int i = 0; i < max; i++) {
+		double t0 = now();
 		ssize_t n = write(fd, piece, sizeof(piece));
 
 		if (n < 0)
 			break;
 		wrote += n;
+		if (slow && now() - t0 > 1)
+			break;
 	}
 	return wrote;
+}
+
+static long fill(int fd, int max)
+{
+	return fill_until(fd, max, 0);
 }
 
 /* Waits (poll, 100 ms at a time) until the client's first line has come, and reads it. */
@@ -194,7 +211,7 @@ static void *et_reader(void *arg)
 	return NULL;
 }
 
-static int et_thread(int fd)
+static int et_thread(int fd, int late)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET, .data.fd = fd };
 	struct reader r = { .ep = epoll_create1(0), .fd = fd };
@@ -207,10 +224,11 @@ static int et_thread(int fd)
 	while (!__atomic_load_n(&r.got, __ATOMIC_ACQUIRE))
 		usleep(10000);
 	usleep(200000); /* the reader is back in epoll_wait, with nothing waiting for room */
-	wrote = fill(fd, 1000);
-	shutdown(fd, SHUT_WR);
+	wrote = fill_until(fd, 1000, late);
+	if (!late)
+		shutdown(fd, SHUT_WR);
 	pthread_join(t, NULL);
-	printf("et-thread: wrote %ld\n", wrote);
+	printf("%s: wrote %ld\n", late ? "et-late" : "et-thread", wrote);
 	return 0;
 }
 
@@ -244,7 +262,7 @@ int main(int argc, char **argv)
 		fprintf(stderr,
 			"usage: owedwait PORT "
 			"oneshot|splice-read|shut-splice|cork-block|et-inout|et-many|et-shut|"
-			"et-thread\n");
+			"et-thread|et-late\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -266,8 +284,8 @@ int main(int argc, char **argv)
 		return oneshot(fd);
 	if (strcmp(argv[2], "cork-block") == 0)
 		return cork_block(fd);
-	if (strcmp(argv[2], "et-thread") == 0)
-		return et_thread(fd);
+	if (strcmp(argv[2], "et-thread") == 0 || strcmp(argv[2], "et-late") == 0)
+		return et_thread(fd, strcmp(argv[2], "et-late") == 0);
 	if (strcmp(argv[2], "et-inout") == 0 || strcmp(argv[2], "et-shut") == 0)
 		return et_inout(&fd, 1, argv[2], strcmp(argv[2], "et-shut") == 0);
 	if (strcmp(argv[2], "et-many") == 0) {

@@ -8,13 +8,18 @@
  *       loop. A request with "Connection: keep-alive" keeps the connection
  *       for the next one (HTTP/1.1); otherwise the connection closes after
  *       the response (HTTP/1.0).
- *   sendfile_srv [--max-conns N] PORT echo
+ *   sendfile_srv [--max-conns N] PORT echo|splice-echo|echo-write
  *       Writes back every byte it reads (a read/write loop), until end of file
- *       or an error.
+ *       or an error. splice-echo moves the bytes with splice(2) instead, socket
+ *       to pipe and pipe to socket, and at the end splices once more (the end
+ *       must stay the end). echo-write writes one byte after the end (after a
+ *       shutdown, Atlas's or the server's, it must fail with EPIPE).
  *
  * One line per connection on stderr (unbuffered), for the tests to check:
  *   sendfile_srv: conn I: GET /PATH 200 N bytes (C sendfile calls)
  *   sendfile_srv: conn I: echo: end of file after N bytes
+ *   sendfile_srv: conn I: echo: end of file after N bytes; splice again: 0|ERRNO
+ *   sendfile_srv: conn I: echo: end of file after N bytes; write after it: 1|ERRNO
  *   sendfile_srv: conn I: echo: read failed after N bytes: ERRNO (strerror)
  * With --max-conns N it exits 0 after its Nth connection (for strace runs).
  */
@@ -94,18 +99,70 @@ static bool write_all(int fd, const char *buf, size_t len)
 	return true;
 }
 
-static void echo(int s)
-{
-	char buf[65536];
-	long total = 0;
+enum echo_mode { ECHO_RW, ECHO_SPLICE, ECHO_WRITE_AFTER };
 
-	for (;;) {
-		ssize_t n = read(s, buf, sizeof(buf));
+/* Reads up to len bytes into buf (ECHO_SPLICE: into the pipe pp) and writes them back. */
+static ssize_t echo_in(int s, enum echo_mode m, const int *pp, char *buf, size_t len)
+{
+	if (m == ECHO_SPLICE)
+		return splice(s, NULL, pp[1], NULL, len, 0);
+	return read(s, buf, len);
+}
+
+static bool echo_out(int s, enum echo_mode m, const int *pp, const char *buf, size_t len)
+{
+	while (m == ECHO_SPLICE && len > 0) {
+		ssize_t n = splice(pp[0], NULL, s, NULL, len, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n == 0) {
+		if (n <= 0)
+			return false;
+		len -= (size_t)n;
+	}
+	return m == ECHO_SPLICE || write_all(s, buf, len);
+}
+
+/* "0" or the errno's name, of a call's result n. */
+static const char *result_name(ssize_t n, char *out, size_t outlen)
+{
+	if (n < 0)
+		return errno_name(errno);
+	snprintf(out, outlen, "%zd", n);
+	return out;
+}
+
+static void echo(int s, enum echo_mode m)
+{
+	char buf[65536], again[32];
+	long total = 0;
+	int pp[2] = { -1, -1 };
+
+	if (m == ECHO_SPLICE && pipe(pp) < 0) {
+		say("echo: pipe: %s", strerror(errno));
+		return;
+	}
+	for (;;) {
+		ssize_t n = echo_in(s, m, pp, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 && m == ECHO_RW) {
 			say("echo: end of file after %ld bytes", total);
+			return;
+		}
+		if (n == 0 && m == ECHO_SPLICE) {
+			n = splice(s, NULL, pp[1], NULL, sizeof(buf), SPLICE_F_NONBLOCK);
+			say("echo: end of file after %ld bytes; splice again: %s", total,
+			    result_name(n, again, sizeof(again)));
+			close(pp[0]);
+			close(pp[1]);
+			return;
+		}
+		if (n == 0) {
+			n = write(s, "x", 1);
+			say("echo: end of file after %ld bytes; write after it: %s", total,
+			    result_name(n, again, sizeof(again)));
 			return;
 		}
 		if (n < 0) {
@@ -113,9 +170,13 @@ static void echo(int s)
 
 			say("echo: read failed after %ld bytes: %s (%s)", total, errno_name(e),
 			    strerror(e));
+			if (pp[0] >= 0) {
+				close(pp[0]);
+				close(pp[1]);
+			}
 			return;
 		}
-		if (!write_all(s, buf, (size_t)n)) {
+		if (!echo_out(s, m, pp, buf, (size_t)n)) {
 			int e = errno;
 
 			say("echo: write failed after %ld bytes: %s (%s)", total, errno_name(e),
@@ -235,6 +296,7 @@ int main(int argc, char **argv)
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	long max_conns = -1;
 	const char *mode, *dir = NULL;
+	enum echo_mode em = ECHO_RW;
 	int l, one = 1, argi = 1;
 
 	if (argc > 2 && strcmp(argv[1], "--max-conns") == 0) {
@@ -246,6 +308,10 @@ int main(int argc, char **argv)
 	mode = argv[argi + 1];
 	if (strcmp(mode, "http") == 0 && argc - argi == 3)
 		dir = argv[argi + 2];
+	else if (argc - argi == 2 && strcmp(mode, "splice-echo") == 0)
+		em = ECHO_SPLICE;
+	else if (argc - argi == 2 && strcmp(mode, "echo-write") == 0)
+		em = ECHO_WRITE_AFTER;
 	else if (strcmp(mode, "echo") != 0 || argc - argi != 2)
 		goto usage;
 	signal(SIGPIPE, SIG_IGN);
@@ -273,12 +339,12 @@ int main(int argc, char **argv)
 		if (dir != NULL)
 			http(s, dir);
 		else
-			echo(s);
+			echo(s, em);
 		close(s);
 	}
 	return 0;
 usage:
 	fprintf(stderr, "usage: sendfile_srv [--max-conns N] PORT http DIR\n"
-			"       sendfile_srv [--max-conns N] PORT echo\n");
+			"       sendfile_srv [--max-conns N] PORT echo|splice-echo|echo-write\n");
 	return 2;
 }

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""How a server's close ends the TLS stream, for 28-shutdown-race (userspace path)
+and 32-ktls-apps (kernel path, inside UML).
+
+  closer.py serve PORT MODE     a plaintext server (run under Atlas): each connection
+                                sends one line; the server answers and closes:
+      full    non-blocking writes until EAGAIN, and again after 0.2 s until a
+              write still gets EAGAIN then (the client's window is closed: the
+              socket stays full, as a client slower than the server keeps it),
+              then close(); says "closer: wrote N" on stderr;
+      abort   1000 bytes, then SO_LINGER on with 0 s and close(): an abortive
+              close, which must reach the client as a reset, not as an end.
+  closer.py fetch PORT CA MODE  the client: sends its line, waits 2 s before
+                                reading (full) and reads to the end; prints
+                                "got N, END", END one of close_notify, eof (a FIN
+                                without close_notify), reset, timeout.
+"""
+import socket
+import ssl
+import struct
+import sys
+import time
+
+def serve(port, mode):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(8)
+    while True:
+        s, _ = ls.accept()
+        try:
+            s.settimeout(30)
+            s.recv(100)
+            if mode == "full":
+                s.setblocking(False)
+                total, piece, full = 0, b"f" * 65536, False
+                while True:
+                    try:
+                        total += s.send(piece)
+                        full = False
+                    except BlockingIOError:
+                        if full:
+                            break
+                        full = True
+                        time.sleep(0.2)  # the bytes in flight land, and are acked
+                print(f"closer: wrote {total}", file=sys.stderr, flush=True)
+            else:
+                s.sendall(b"a" * 1000)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError as e:
+            print(f"closer: {e}", file=sys.stderr, flush=True)
+        s.close()
+
+
+def fetch(port, ca, mode):
+    ctx = ssl.create_default_context(cafile=ca)
+    # Debian's python 3.11 sets this by default: a FIN without close_notify would read as b"".
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    n, end = 0, "?"
+    try:
+        # A FIN without close_notify is an error here, not an end.
+        s = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+        s.sendall(b"go\n")
+        if mode == "full":
+            time.sleep(2)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                end = "close_notify"
+                break
+            n += len(chunk)
+    except ssl.SSLZeroReturnError:
+        end = "close_notify"
+    except ssl.SSLEOFError:
+        end = "eof"
+    except ConnectionResetError:
+        end = "reset"
+    except (socket.timeout, TimeoutError):
+        end = "timeout"
+    except OSError as e:
+        end = type(e).__name__
+    raw.close()
+    print(f"got {n}, {end}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        serve(int(sys.argv[2]), sys.argv[3])
+    else:
+        fetch(int(sys.argv[2]), sys.argv[3], sys.argv[4])
