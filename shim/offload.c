@@ -177,11 +177,14 @@ static ssize_t handle_record(struct atlas_conn *c, int fd, unsigned char type,
 		if (n >= 1 && rec[0] == HS_KEY_UPDATE) {
 			/*
 			 * Linux 6.1 cannot change kTLS keys: records under the new key would not
-			 * decrypt. End the stream cleanly instead (close_notify, then EOF).
+			 * decrypt. The client gets close_notify; the host's read fails with
+			 * ECONNRESET, not end of file: the client's stream goes on past the
+			 * KeyUpdate, and an end would make a cut-short upload look complete.
 			 */
 			atlas_info(
 				"%s: the client sent a KeyUpdate, which kernel TLS cannot follow: "
-				"closing the connection cleanly",
+				"closing the connection (close_notify to the client, ECONNRESET "
+				"to the server)",
 				who);
 			atlas_offload_close_notify(c, fd);
 			/*
@@ -190,7 +193,7 @@ static ssize_t handle_record(struct atlas_conn *c, int fd, unsigned char type,
 			 */
 			__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED);
 			atlas_real.shutdown(fd, SHUT_RDWR);
-			return end_rx(c, 0);
+			return end_rx(c, ECONNRESET);
 		}
 		atlas_info("%s: unexpected handshake message %d after the handshake: connection "
 			   "closed",

@@ -14,7 +14,8 @@
 #     a TLS 1.2 renegotiation ClientHello, a TLS 1.3 KeyUpdate (echo and
 #     keep-alive HTTP) and a flipped ciphertext byte: what the server and the
 #     client see, Atlas's log line, TlsDecryptError, and that the next client
-#     is served; after the KeyUpdate, the server's write fails with EPIPE;
+#     is served; after the KeyUpdate, the server's read fails with ECONNRESET
+#     and its write with EPIPE;
 #   - an echo server that moves the bytes with splice(2) (sendfile_srv
 #     splice-echo): intact, the client's close_notify is end of file to splice
 #     (and stays so), a fatal alert ECONNRESET;
@@ -193,10 +194,13 @@ else
 	fail "TLS 1.3 echo: after the client's KeyUpdate the client did not see a clean close (tlsclient exit $RC)"
 	note_out "$T/ku.out"
 fi
-if wait_since echo 'echo: end of file after 1000 bytes' 10 && since_has echo '^atlas: info: .*KeyUpdate'; then
-	pass "TLS 1.3 echo: Atlas logs the KeyUpdate and the server reads end of file after the 1000 bytes before it"
+# The server's read fails with ECONNRESET after the 1000 bytes before the KeyUpdate: the
+# client's stream went on, so an end of file (3eda4fa) would pass a cut-short upload.
+if wait_since echo 'echo: read failed after 1000 bytes: ECONNRESET' 10 &&
+	since_has echo '^atlas: info: .*KeyUpdate'; then
+	pass "TLS 1.3 echo: Atlas logs the KeyUpdate, and the server's read fails with ECONNRESET after the 1000 bytes before it"
 else
-	fail "TLS 1.3 echo: no KeyUpdate log line, or the server did not read end of file after 1000 bytes"
+	fail "TLS 1.3 echo: no KeyUpdate log line, or the server's read did not fail with ECONNRESET after 1000 bytes"
 	note_out "$T/echo.log"
 fi
 next_ok "TLS 1.3: after a KeyUpdate"
@@ -205,7 +209,7 @@ next_ok "TLS 1.3: after a KeyUpdate"
 # write, count it and never send it (3eda4fa: the server's write returned 1).
 mark ewrite
 client kuw --port $EWRITE --tls 1.3 --echo 1000 --keyupdate
-if wait_since ewrite 'echo: end of file after 1000 bytes; write after it: ' 10 &&
+if wait_since ewrite 'echo: read failed after 1000 bytes: ECONNRESET; write after it: ' 10 &&
 	since_has ewrite 'write after it: EPIPE$'; then
 	pass "TLS 1.3: after a KeyUpdate ends the stream, the server's write fails with EPIPE"
 else

@@ -16,7 +16,7 @@
  * arrives intact and in order; close_notify reads as end of file with errno
  * untouched; any other alert, handshake message, unknown type or malformed
  * record fails with ECONNRESET; a KeyUpdate sends one close_notify alert
- * through kernel TX, shuts the socket and reads as end of file; once ended,
+ * through kernel TX, shuts the socket and fails with ECONNRESET too; once ended,
  * every read says the same without touching the socket; the control read never
  * gets the host's flags but MSG_DONTWAIT; every log line is one printable line.
  */
@@ -261,9 +261,7 @@ static void judge_record(const struct event *e, struct expect *x)
 		x->err = 0;
 		x->log = false;
 	} else if (type == ATLAS_TLS_HANDSHAKE && n >= 1 && e->bytes[e->off] == 24) {
-		x->r = 0; /* KeyUpdate: close_notify, shutdown, end of file */
-		x->err = 0;
-		x->keyupdate = true;
+		x->keyupdate = true; /* close_notify, shutdown, and ECONNRESET as above */
 	}
 }
 

@@ -12,14 +12,16 @@
  *       Writes back every byte it reads (a read/write loop), until end of file
  *       or an error. splice-echo moves the bytes with splice(2) instead, socket
  *       to pipe and pipe to socket, and at the end splices once more (the end
- *       must stay the end). echo-write writes one byte after the end (after a
- *       shutdown, Atlas's or the server's, it must fail with EPIPE).
+ *       must stay the end). echo-write writes one byte after the end or the
+ *       read's failure (after a shutdown, Atlas's or the server's, it must
+ *       fail with EPIPE).
  *
  * One line per connection on stderr (unbuffered), for the tests to check:
  *   sendfile_srv: conn I: GET /PATH 200 N bytes (C sendfile calls)
  *   sendfile_srv: conn I: echo: end of file after N bytes
  *   sendfile_srv: conn I: echo: end of file after N bytes; splice again: 0|ERRNO
  *   sendfile_srv: conn I: echo: end of file after N bytes; write after it: 1|ERRNO
+ *   sendfile_srv: conn I: echo: read failed after N bytes: ERRNO; write after it: 1|ERRNO
  *   sendfile_srv: conn I: echo: read failed after N bytes: ERRNO (strerror)
  * With --max-conns N it exits 0 after its Nth connection (for strace runs).
  */
@@ -163,6 +165,14 @@ static void echo(int s, enum echo_mode m)
 			n = write(s, "x", 1);
 			say("echo: end of file after %ld bytes; write after it: %s", total,
 			    result_name(n, again, sizeof(again)));
+			return;
+		}
+		if (n < 0 && m == ECHO_WRITE_AFTER) {
+			int e = errno;
+
+			n = write(s, "x", 1);
+			say("echo: read failed after %ld bytes: %s; write after it: %s", total,
+			    errno_name(e), result_name(n, again, sizeof(again)));
 			return;
 		}
 		if (n < 0) {
