@@ -557,10 +557,21 @@ static ssize_t run_op(struct atlas_conn *c, int fd, int flags, bool force_block,
 		if (wait_ready(c, fd, flush_too ? (short)(want | POLLOUT) : want, in_handshake,
 			       is_write) < 0) {
 			if (in_handshake && errno == ETIMEDOUT) {
+				bool over;
+
 				pthread_mutex_lock(&c->lock);
-				if (c->state == ATLAS_CONN_NEW || c->state == ATLAS_CONN_HANDSHAKE)
+				over = c->state != ATLAS_CONN_NEW &&
+				       c->state != ATLAS_CONN_HANDSHAKE;
+				if (!over)
 					refuse(c, fd, ETIMEDOUT, "handshake timed out", "");
 				pthread_mutex_unlock(&c->lock);
+				/*
+				 * Another thread's step finished the handshake while this one waited
+				 * for a socket that then stayed quiet (the client waits for the server
+				 * to speak): go on, with the connection as that step left it.
+				 */
+				if (over)
+					continue;
 				errno = ETIMEDOUT;
 			}
 			return -1;
