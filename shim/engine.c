@@ -1298,11 +1298,19 @@ static void shutdown_wait(struct atlas_conn *c, int fd)
 int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 {
 	/*
-	 * A socket set to close abortively (see atlas_engine_abort_on_close) must end in a
-	 * reset: a FIN now would let the client take a cut-short response as complete.
+	 * A socket set to close abortively sends no close_notify. On the userspace path
+	 * the mark is Atlas's own (atlas_engine_abort_on_close, a connection handed to a
+	 * program it cannot follow), and the connection must end in a reset: a FIN now
+	 * would let the client take a cut-short response as complete. On the kernel path
+	 * Atlas never marks a socket: the host set it, and gets the shutdown it asked for
+	 * (its FIN, and a wake-up for its blocked reads), as on plain TCP.
 	 */
-	if (how != SHUT_RD && closes_abortively(fd))
-		return 0;
+	if (how != SHUT_RD && closes_abortively(fd)) {
+		if (!kernel_tx(c))
+			return 0;
+		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED);
+		return atlas_real.shutdown(fd, how);
+	}
 	if (how == SHUT_WR || how == SHUT_RDWR) {
 		bool userspace;
 		bool blocking = !fd_nonblocking(fd, 0);

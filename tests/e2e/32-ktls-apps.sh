@@ -19,7 +19,8 @@
 #   - shutdown(SHUT_WR) racing the handshake that puts the connection on the
 #     kernel path (tests/e2e/progs/hsshut.c), TLS 1.3 and 1.2;
 #   - a close (tests/e2e/closer.py, as in 28): with the socket full, close_notify
-#     still follows the bytes; an abortive one (SO_LINGER 0 s) sends none.
+#     still follows the bytes; an abortive one (SO_LINGER 0 s) sends none, and a
+#     shutdown(SHUT_WR) on such a socket sends the FIN without it.
 . "$(dirname "$0")/lib.sh"
 . "$E2E_DIR/ktls-lib.sh"
 
@@ -34,7 +35,7 @@ IN=$T/inner-32.sh
 ktls_inner "$IN"
 cat >>"$IN" <<'EOF'
 NGINX=8446 PYTHON=8447 OFF=8448 PLAIN=8449 HANDOFF13=8450 HANDOFF12=8451 RACE=8452 RACE_ROUNDS=100
-HSSHUT=8453 HSSHUT_N=150 CLOSEFULL=8454 CLOSEABORT=8455
+HSSHUT=8453 HSSHUT_N=150 CLOSEFULL=8454 CLOSEABORT=8455 CLOSESHUT=8456
 
 # get_ok LABEL OUT: tlsclient's GET of /big.bin was intact and closed by close_notify.
 get_ok() {
@@ -195,8 +196,8 @@ fi
 # once there is room (linger.c; 3eda4fa dropped it: the client saw a FIN without it).
 # An abortive close must reach the client as a reset or a bare FIN: a close_notify
 # before the reset would make the bytes before it look complete.
-for mode in full abort; do
-	[ $mode = full ] && port=$CLOSEFULL || port=$CLOSEABORT
+for mode in full abort abort-shut; do
+	case $mode in full) port=$CLOSEFULL ;; abort) port=$CLOSEABORT ;; *) port=$CLOSESHUT ;; esac
 	# Under strace: python sends with sendto(2); Atlas's records that are not data go with
 	# sendmsg(2) (the session tickets before the response, close_notify after it).
 	srv_start close$mode $port -- strace -f -qq -e trace=sendto,sendmsg -o "$T/close$mode.trace" \
@@ -208,15 +209,20 @@ for mode in full abort; do
 		wait_for 10 grep -q '^closer: wrote ' "$T/close$mode.log"
 		is "close with the socket full: every byte, then close_notify through kTLS" "$got" \
 			"got $(sed -n 's/^closer: wrote //p' "$T/close$mode.log"), close_notify"
+	elif [ $mode = abort-shut ]; then
+		# The host's shutdown(SHUT_WR) on its own SO_LINGER 0 socket: its FIN, at once
+		# (78936e1 sent nothing, and both ends waited for each other).
+		is "shutdown(SHUT_WR) on a socket set to close abortively: the bytes, then the FIN" \
+			"$got" "got 1000, eof"
 	elif grep -Eq ', (reset|eof)$' <<<"$got"; then
 		pass "an abortive close reaches the client as a reset or a bare FIN ($got)"
 	else
 		fail "an abortive close reached the client as: $got"
 	fi
 	# On loopback the reset usually overtakes an unread close_notify; the trace tells.
-	if [ $mode = abort ]; then
+	if [ $mode != full ]; then
 		sent=$(awk '/sendto\(/ { n = 0 } /sendmsg\(/ { n++ } END { print n + 0 }' "$T/close$mode.trace")
-		is "an abortive close: Atlas sends no close_notify (no sendmsg after the response)" "$sent" 0
+		is "$mode: Atlas sends no close_notify (no sendmsg after the response)" "$sent" 0
 	fi
 	wait_since close$mode 'TLSv1\.' 10
 	line_ok "closer $mode" close$mode ": TLSv1\\.3 [A-Z0-9_]+, handshake [0-9.]+ ms, path kernel \\(TX and RX\\)\$"

@@ -9,7 +9,10 @@ and 32-ktls-apps (kernel path, inside UML).
               socket stays full, as a client slower than the server keeps it),
               then close(); says "closer: wrote N" on stderr;
       abort   1000 bytes, then SO_LINGER on with 0 s and close(): an abortive
-              close, which must reach the client as a reset, not as an end.
+              close, which must reach the client as a reset, not as an end;
+      abort-shut  the same, but shutdown(SHUT_WR) before the close, which waits
+              for the client's end: the FIN the server asked for must come (no
+              close_notify: the socket is set to close abortively).
   closer.py fetch PORT CA MODE  the client: sends its line, waits 2 s before
                                 reading (full) and reads to the end; prints
                                 "got N, END", END one of close_notify, eof (a FIN
@@ -47,6 +50,10 @@ def serve(port, mode):
             else:
                 s.sendall(b"a" * 1000)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                if mode == "abort-shut":
+                    s.shutdown(socket.SHUT_WR)
+                    while s.recv(100):  # until the client's end
+                        pass
         except OSError as e:
             print(f"closer: {e}", file=sys.stderr, flush=True)
         s.close()
@@ -78,6 +85,9 @@ def fetch(port, ca, mode):
         end = "reset"
     except (socket.timeout, TimeoutError):
         end = "timeout"
+    except ssl.SSLError as e:
+        # Debian's python 3.11 raises some of OpenSSL's "unexpected eof" as a plain SSLError.
+        end = "eof" if "UNEXPECTED_EOF" in str(e.reason).upper() else f"SSLError {e.reason}"
     except OSError as e:
         end = type(e).__name__
     raw.close()
