@@ -1366,7 +1366,7 @@ void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 	if (flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN) {
 		if (last) {
 			/* The socket stays open, in linger.c's hands, until the bytes are out. */
-			atlas_linger_adopt(c, fd);
+			atlas_linger_adopt(c, fd, false);
 			return;
 		}
 		pthread_mutex_lock(&c->lock);
@@ -1379,12 +1379,12 @@ done:
 	/*
 	 * No room for close_notify (in the send queue on the userspace path; not sent
 	 * on the kernel's): it follows from linger.c once the client has read what is
-	 * before it, as the kernel's FIN follows a closed socket's queue. A blocking
+	 * before it, as the kernel's FIN follows a closed socket's queue (within 3 s). A blocking
 	 * server's last write returns with the socket full, so without this a client
 	 * slower than the server would get the end of every long response without it.
 	 */
 	if (last && !send_close_notify(c, fd, false))
-		atlas_linger_adopt(c, fd);
+		atlas_linger_adopt(c, fd, true);
 }
 
 bool atlas_engine_linger_step(struct atlas_conn *c, int fd)

@@ -21,10 +21,16 @@
 
 /* How long a closed connection may take to send what is left: nginx's send_timeout. */
 #define LINGER_MS 60000
+/*
+ * ... and close_notify alone, after bytes the kernel holds: nginx's own SSL_shutdown
+ * waits 3 s for room. Past that the FIN alone ends the stream, and the fd is free.
+ */
+#define LINGER_NOTIFY_MS 3000
 
 struct lingering {
 	struct atlas_conn *c;
 	int fd; /* Atlas's duplicate */
+	bool notify_only;
 	struct timespec deadline;
 };
 
@@ -51,6 +57,16 @@ static void log_gave_up(struct atlas_conn *c, int fd, const char *why)
 	if (atlas_log_enabled(ATLAS_LOG_WARN))
 		atlas_log(ATLAS_LOG_WARN, "%s: closed with bytes unsent: %s",
 			  atlas_conn_describe(c, fd, who, sizeof(who)), why);
+}
+
+static void log_notify_dropped(struct atlas_conn *c, int fd)
+{
+	char who[128];
+
+	atlas_log(ATLAS_LOG_INFO,
+		  "%s: close_notify not sent: no room for it within 3 s of the close (the "
+		  "client ends with the FIN)",
+		  atlas_conn_describe(c, fd, who, sizeof(who)));
 }
 
 static void *linger_main(void *arg)
@@ -92,7 +108,11 @@ static void *linger_main(void *arg)
 			if (atlas_engine_linger_step(l->c, l->fd))
 				drop(i);
 			else if (atlas_ms_until(&l->deadline) == 0) {
-				log_gave_up(l->c, l->fd, "the client read nothing for a minute");
+				if (!l->notify_only)
+					log_gave_up(l->c, l->fd,
+						    "the client read nothing for a minute");
+				else if (atlas_log_enabled(ATLAS_LOG_INFO))
+					log_notify_dropped(l->c, l->fd);
 				drop(i);
 			}
 		}
@@ -170,7 +190,7 @@ static bool thread_running(void)
 	return true;
 }
 
-void atlas_linger_adopt(struct atlas_conn *c, int fd)
+void atlas_linger_adopt(struct atlas_conn *c, int fd, bool notify_only)
 {
 	static const uint64_t one = 1;
 	int keep;
@@ -203,26 +223,26 @@ void atlas_linger_adopt(struct atlas_conn *c, int fd)
 		log_gave_up(c, fd, strerror(errno));
 		return;
 	}
-	if (atlas_log_enabled(ATLAS_LOG_INFO)) {
+	if (atlas_log_enabled(notify_only ? ATLAS_LOG_DEBUG : ATLAS_LOG_INFO)) {
 		char who[128];
-		unsigned owed = c->wb_len + c->sq_len; /* 0: only kTLS's close_notify waits */
 
 		atlas_conn_describe(c, fd, who, sizeof(who));
-		if (owed > 0)
-			atlas_log(ATLAS_LOG_INFO,
-				  "%s: closed with %u bytes unsent: sending them after close", who,
-				  owed);
-		else
+		if (notify_only)
 			atlas_log(
-				ATLAS_LOG_INFO,
+				ATLAS_LOG_DEBUG,
 				"%s: closed with the socket full: sending close_notify after close",
 				who);
+		else
+			atlas_log(ATLAS_LOG_INFO,
+				  "%s: closed with %u bytes unsent: sending them after close", who,
+				  c->wb_len + c->sq_len);
 	}
 	atlas_conn_get(c);
 	list[count].c = c;
 	list[count].fd = keep;
+	list[count].notify_only = notify_only;
 	clock_gettime(CLOCK_MONOTONIC, &list[count].deadline);
-	list[count].deadline.tv_sec += LINGER_MS / 1000;
+	atlas_add_ms(&list[count].deadline, notify_only ? LINGER_NOTIFY_MS : LINGER_MS);
 	count++;
 	pthread_mutex_unlock(&lock);
 	(void)!atlas_real.write(wake_fd, &one, sizeof(one));

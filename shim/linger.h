@@ -13,13 +13,17 @@
 #ifndef ATLAS_LINGER_H
 #define ATLAS_LINGER_H
 
+#include <stdbool.h>
+
 struct atlas_conn;
 
 /*
  * The host is closing fd, c's last fd: c (a reference is taken) and a duplicate
- * of fd are kept until c's waiting bytes and close_notify are out. When the duplicate or
- * the thread cannot be had, the bytes are dropped and a warning logged.
+ * of fd are kept until c's waiting bytes and close_notify are out, for up to a
+ * minute (notify_only, when nothing but close_notify waits: 3 s, as nginx gives its
+ * own SSL_shutdown). When the duplicate or the thread cannot be had, the bytes are
+ * dropped and a warning logged.
  */
-void atlas_linger_adopt(struct atlas_conn *c, int fd);
+void atlas_linger_adopt(struct atlas_conn *c, int fd, bool notify_only);
 
 #endif

@@ -7,14 +7,16 @@ and 32-ktls-apps (kernel path, inside UML).
       full    non-blocking writes until EAGAIN, and again after 0.2 s until a
               write still gets EAGAIN then (the client's window is closed: the
               socket stays full, as a client slower than the server keeps it),
-              then close(); says "closer: wrote N" on stderr;
+              then close(); says "closer: wrote N" on stderr; full-stall is
+              the same, for a client that waits 5 s: longer than Atlas keeps a
+              closed socket for close_notify alone (3 s), so the FIN alone ends it;
       abort   1000 bytes, then SO_LINGER on with 0 s and close(): an abortive
               close, which must reach the client as a reset, not as an end;
       abort-shut  the same, but shutdown(SHUT_WR) before the close, which waits
               for the client's end: the FIN the server asked for must come (no
               close_notify: the socket is set to close abortively).
   closer.py fetch PORT CA MODE  the client: sends its line, waits 2 s before
-                                reading (full) and reads to the end; prints
+                                reading (full; full-stall: 5 s) and reads to the end; prints
                                 "got N, END", END one of close_notify, eof (a FIN
                                 without close_notify), reset, timeout.
 """
@@ -34,7 +36,7 @@ def serve(port, mode):
         try:
             s.settimeout(30)
             s.recv(100)
-            if mode == "full":
+            if mode.startswith("full"):
                 s.setblocking(False)
                 total, piece, full = 0, b"f" * 65536, False
                 while True:
@@ -69,8 +71,8 @@ def fetch(port, ca, mode):
         # A FIN without close_notify is an error here, not an end.
         s = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
         s.sendall(b"go\n")
-        if mode == "full":
-            time.sleep(2)
+        if mode.startswith("full"):
+            time.sleep(2 if mode == "full" else 5)
         while True:
             chunk = s.recv(65536)
             if not chunk:
