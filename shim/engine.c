@@ -1378,10 +1378,9 @@ void atlas_engine_fd_closing(struct atlas_conn *c, int fd, bool last)
 done:
 	/*
 	 * No room for close_notify (in the send queue on the userspace path; not sent
-	 * on the kernel's): it follows from linger.c once the client has read what is
-	 * before it, as the kernel's FIN follows a closed socket's queue (within 3 s). A blocking
-	 * server's last write returns with the socket full, so without this a client
-	 * slower than the server would get the end of every long response without it.
+	 * on the kernel's, where the host's bytes fill the kernel's queue themselves):
+	 * it follows from linger.c once the client has read what is before it, as the
+	 * kernel's FIN follows a closed socket's queue, for up to 3 s.
 	 */
 	if (last && !send_close_notify(c, fd, false))
 		atlas_linger_adopt(c, fd, true);

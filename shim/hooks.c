@@ -565,11 +565,13 @@ ATLAS_HOOK ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out
 	struct atlas_conn *c;
 	ssize_t r;
 
+	if (__builtin_expect(!in && !out && rin != ROUTE_KERNEL, 1))
+		return REAL(splice)(fd_in, off_in, fd_out, off_out, len, flags);
 	if (!in && !out) {
 		int saved = errno;
 
 		r = REAL(splice)(fd_in, off_in, fd_out, off_out, len, flags);
-		if (__builtin_expect(r >= 0 || rin != ROUTE_KERNEL, 1))
+		if (r >= 0)
 			return r;
 		c = enter_kernel_rx(fd_in);
 		if (c == NULL)

@@ -63,10 +63,11 @@ static void log_notify_dropped(struct atlas_conn *c, int fd)
 {
 	char who[128];
 
-	atlas_log(ATLAS_LOG_INFO,
-		  "%s: close_notify not sent: no room for it within 3 s of the close (the "
-		  "client ends with the FIN)",
-		  atlas_conn_describe(c, fd, who, sizeof(who)));
+	if (atlas_log_enabled(ATLAS_LOG_INFO))
+		atlas_log(ATLAS_LOG_INFO,
+			  "%s: close_notify not sent: no room for it within 3 s of the close (the "
+			  "client ends with the FIN)",
+			  atlas_conn_describe(c, fd, who, sizeof(who)));
 }
 
 static void *linger_main(void *arg)
@@ -111,7 +112,7 @@ static void *linger_main(void *arg)
 				if (!l->notify_only)
 					log_gave_up(l->c, l->fd,
 						    "the client read nothing for a minute");
-				else if (atlas_log_enabled(ATLAS_LOG_INFO))
+				else
 					log_notify_dropped(l->c, l->fd);
 				drop(i);
 			}
