@@ -20,6 +20,8 @@
 
 #include <openssl/ssl.h>
 
+#include "fdtab.h"
+
 /* How many first bytes are read to tell TLS from plain HTTP ("OPTIONS " is 8). */
 #define ATLAS_SNIFF_MAX 8
 
@@ -167,6 +169,23 @@ static inline enum atlas_path atlas_conn_path(const struct atlas_conn *c)
 static inline void atlas_conn_set_path(struct atlas_conn *c, enum atlas_path path)
 {
 	__atomic_store_n(&c->path, (unsigned char)path, __ATOMIC_RELEASE);
+}
+
+/*
+ * A send of the host's on fd, whose connection c the kernel encrypts for, starts:
+ * counted in flight until atlas_fdtab_send_end(fd) (fdtab.h). false, with nothing
+ * counted, once the host has shut the connection down for writes: kTLS (Linux 6.1)
+ * would take the bytes, count them as sent and never send them, where TCP says
+ * EPIPE. The count comes before the look at wr_closed, and a shutdown stores
+ * wr_closed before it looks at the count, so one of the two always sees the other.
+ */
+static inline bool atlas_conn_send_begin(struct atlas_conn *c, int fd)
+{
+	__atomic_add_fetch(&atlas_fdtab_sends[fd], 1, __ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&c->wr_closed, __ATOMIC_SEQ_CST))
+		return true;
+	atlas_fdtab_send_end(fd);
+	return false;
 }
 
 void atlas_conn_get(struct atlas_conn *c);

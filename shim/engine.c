@@ -1058,6 +1058,14 @@ static bool shut_for_writes(const struct atlas_conn *c)
 	return true;
 }
 
+/*
+ * A send of the host's that the kernel encrypts: counted in flight while call runs,
+ * as the hooks count their own (atlas_conn_send_begin); EPIPE after a shutdown.
+ */
+#define KERNEL_SEND(c, fd, call)                                                \
+	(atlas_conn_send_begin((c), (fd)) ? atlas_fdtab_send_done((fd), (call)) \
+					  : (errno = EPIPE, (ssize_t)-1))
+
 ssize_t atlas_engine_send(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
 			  int flags)
 {
@@ -1075,7 +1083,7 @@ ssize_t atlas_engine_send(struct atlas_conn *c, int fd, const struct iovec *iov,
 		struct msghdr msg = { .msg_iov = (struct iovec *)iov,
 				      .msg_iovlen = (size_t)iovcnt };
 
-		return atlas_real.sendmsg(fd, &msg, flags);
+		return KERNEL_SEND(c, fd, atlas_real.sendmsg(fd, &msg, flags));
 	}
 	return send_iov(c, fd, iov, iovcnt, flags, false);
 }
@@ -1140,7 +1148,7 @@ ssize_t atlas_engine_sendfile(struct atlas_conn *c, int fd, int in_fd, off_t *of
 	if (shut_for_writes(c))
 		return -1;
 	if (kernel_tx(c))
-		return atlas_real.sendfile(fd, in_fd, offset, count);
+		return KERNEL_SEND(c, fd, atlas_real.sendfile(fd, in_fd, offset, count));
 	return atlas_emul_sendfile(&sink, in_fd, offset, count);
 }
 
@@ -1159,7 +1167,7 @@ ssize_t atlas_engine_splice_to(struct atlas_conn *c, int fd, int pipe_in, loff_t
 	if (shut_for_writes(c))
 		return -1;
 	if (kernel_tx(c))
-		return atlas_real.splice(pipe_in, off_in, fd, NULL, len, flags);
+		return KERNEL_SEND(c, fd, atlas_real.splice(pipe_in, off_in, fd, NULL, len, flags));
 	return atlas_emul_splice_to(&sink, pipe_in, off_in, len, flags);
 }
 
@@ -1190,8 +1198,21 @@ void atlas_engine_abort_on_close(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
 }
 
-/* Sends close_notify once; a blocking caller waits (to the handshake bound) until it is out. */
-static bool send_close_notify(struct atlas_conn *c, int fd, bool wait)
+/* How long send_close_notify may wait, up to a second. */
+enum notify_wait {
+	NOTIFY_NOW,   /* not at all: a close (linger.c tries again) */
+	NOTIFY_SENDS, /* for the host's sends in flight on kernel TX to end: a shutdown */
+	NOTIFY_ROOM,  /* ... and for room: a blocking host's shutdown */
+};
+
+/*
+ * Sends close_notify once; true when it went (or needs not). On kernel TX it goes only
+ * when none of the host's sends is in flight (atlas_fdtab_sending) and there is room,
+ * or not at all: the FIN then ends the stream. kTLS lets one sender in at a time and
+ * keeps a blocked one in until the peer reads, so close_notify would wait behind it;
+ * a sendfile lets it in between two pages, inside the host's stream.
+ */
+static bool send_close_notify(struct atlas_conn *c, int fd, enum notify_wait how)
 {
 	struct timespec deadline;
 	bool full = false;
@@ -1203,20 +1224,28 @@ static bool send_close_notify(struct atlas_conn *c, int fd, bool wait)
 	deadline.tv_sec += 1; /* a peer that will not read must not hold the host for long */
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		int step = atlas_ms_until(&deadline), n;
+
 		if (c->state != ATLAS_CONN_OPEN || c->pid != getpid())
 			break;
-		if (c->ktls & ATLAS_KTLS_TX) {
-			/*
-			 * kTLS lets one sender in at a time: a write of the host's that waits for
-			 * room in another thread (a blocking fd: wait) would hold this send until
-			 * the peer reads. So it goes only once there is room, or not at all: the
-			 * FIN then ends the stream.
-			 */
+		if (!(c->ktls & ATLAS_KTLS_TX)) {
+			full = !queue_close_notify(c, fd);
+			if (!full || how != NOTIFY_ROOM)
+				break;
+		} else if (c->tx_closed) {
+			break;
+		} else if (atlas_fdtab_sending(c, fd)) {
+			full = true;
+			if (how == NOTIFY_NOW)
+				break;
+			/* No event says that a send has ended: look again in a few ms. */
+			pfd.fd = -1;
+			step = step < 5 ? step : 5;
+		} else {
 			bool room = true;
 
-			if (c->tx_closed)
-				break;
-			if (wait) {
+			if (how == NOTIFY_ROOM) {
 				struct pollfd p = { .fd = fd, .events = POLLOUT };
 
 				if (atlas_real.poll(&p, 1, 0) < 0 ||
@@ -1224,21 +1253,15 @@ static bool send_close_notify(struct atlas_conn *c, int fd, bool wait)
 					break;
 				room = p.revents & POLLOUT;
 			}
-			if (room && atlas_offload_close_notify(c, fd))
-				break;
-			full = true;
-			if (!wait)
-				break;
-		} else {
-			full = !queue_close_notify(c, fd);
-			if (!full || !wait)
+			full = !(room && atlas_offload_close_notify(c, fd));
+			if (!full || how != NOTIFY_ROOM)
 				break;
 		}
 		pthread_mutex_unlock(&c->lock);
-		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-		int n = atlas_real.poll(&pfd, 1, atlas_ms_until(&deadline));
+		n = atlas_real.poll(&pfd, 1, step);
 		pthread_mutex_lock(&c->lock);
-		if (n <= 0)
+		if (n < 0 || atlas_ms_until(&deadline) == 0 ||
+		    (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
 			break;
 	}
 	ERR_clear_error();
@@ -1339,10 +1362,11 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 		}
 		/*
 		 * Kernel TX: the kernel holds the host's bytes, and a write of the host's may
-		 * wait inside it, which only the real shutdown wakes. close_notify goes if
-		 * there is room within a second (send_close_notify), then the FIN.
+		 * wait inside it, which only the real shutdown wakes. close_notify goes if,
+		 * within a second, no send of the host's is under way and there is room
+		 * (send_close_notify), then the FIN.
 		 */
-		send_close_notify(c, fd, blocking);
+		send_close_notify(c, fd, blocking ? NOTIFY_ROOM : NOTIFY_SENDS);
 	}
 	return atlas_real.shutdown(fd, how);
 }
@@ -1382,7 +1406,12 @@ done:
 	 * it follows from linger.c once the client has read what is before it, as the
 	 * kernel's FIN follows a closed socket's queue, for up to 3 s.
 	 */
-	if (last && !send_close_notify(c, fd, false))
+	if (!last)
+		return;
+	/* A send of the host's that looked at c before the close must not follow close_notify. */
+	if (kernel_tx(c))
+		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED);
+	if (!send_close_notify(c, fd, NOTIFY_NOW))
 		atlas_linger_adopt(c, fd, true);
 }
 
@@ -1394,5 +1423,5 @@ bool atlas_engine_linger_step(struct atlas_conn *c, int fd)
 	pthread_mutex_unlock(&c->lock);
 	if (flush_gathered(c, fd, MSG_DONTWAIT, false) < 0 && errno == EAGAIN)
 		return false;
-	return send_close_notify(c, fd, false); /* false: on the next room, again */
+	return send_close_notify(c, fd, NOTIFY_NOW); /* not yet: on the next room, again */
 }

@@ -71,22 +71,27 @@ static inline bool ours_cork(int fd)
 	       atlas_conn_path(c) < ATLAS_PATH_KERNEL_TX;
 }
 
+/* Where a send on fd goes. */
+enum tx_route {
+	TX_LIBC,   /* not ours: libc's function, nothing else */
+	TX_KERNEL, /* kernel TLS encrypts: libc's function, counted in flight until it returns */
+	TX_ATLAS,  /* the engine: userspace TLS, a handshake to finish, or a shut-down stream */
+};
+
 /*
- * Sending on fd needs Atlas: ours, and the kernel does not encrypt for it, or
- * the host has shut the connection down for writes. Once kernel TX has a
- * connection, the host's own call is the fast path until then: after it, kTLS
- * (Linux 6.1) takes writes, counts them as sent and never sends them, where
- * TCP says EPIPE, so the engine says it instead. (A write that passed this
- * test just before another thread's shutdown set wr_closed may still reach the
- * kernel behind the close_notify: a window of a few instructions.)
+ * Once kernel TX has a connection, the host's own call is the fast path, counted
+ * while it runs (atlas_conn_send_begin) so that close_notify keeps out of its way.
+ * After the host's shutdown, the engine answers EPIPE.
  */
-static inline bool ours_tx(int fd)
+static inline enum tx_route route_tx(int fd)
 {
 	struct atlas_conn *c = atlas_fdtab_peek(fd);
 
-	return __builtin_expect(c != NULL, 0) && atlas_crash_depth == 0 &&
-	       (atlas_conn_path(c) < ATLAS_PATH_KERNEL_TX ||
-		__atomic_load_n(&c->wr_closed, __ATOMIC_RELAXED));
+	if (__builtin_expect(c == NULL, 1) || atlas_crash_depth != 0)
+		return TX_LIBC;
+	if (atlas_conn_path(c) < ATLAS_PATH_KERNEL_TX || !atlas_conn_send_begin(c, fd))
+		return TX_ATLAS;
+	return TX_KERNEL;
 }
 
 /* Where a read on fd goes. */
@@ -440,6 +445,42 @@ ATLAS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	return tls_recv(fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
 }
 
+/*
+ * recvmmsg(2): on a TLS fd, one recvmsg per message, as the kernel fills them from a
+ * stream; MSG_WAITFORONE makes every message after the first non-blocking, and the
+ * timeout (which the kernel looks at only between messages) is not applied. On any
+ * other fd, libc's, and fds passed in ancillary data are taken as recvmsg takes them.
+ */
+ATLAS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+			struct timespec *timeout)
+{
+	unsigned int i;
+
+	if (route_rx(fd) == ROUTE_LIBC) {
+		int n = REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
+
+		for (int k = 0; k < n; k++)
+			if (__builtin_expect(vec[k].msg_hdr.msg_controllen != 0, 0))
+				each_passed_fd(&vec[k].msg_hdr, adopt_received);
+		return n;
+	}
+	for (i = 0; i < vlen && i <= INT_MAX - 1; i++) {
+		int f = flags & ~MSG_WAITFORONE;
+		ssize_t r;
+
+		if (i > 0 && (flags & MSG_WAITFORONE))
+			f |= MSG_DONTWAIT;
+		r = recvmsg(fd, &vec[i].msg_hdr, f);
+		if (r < 0)
+			return i > 0 ? (int)i
+				     : -1; /* as the kernel: the error waits for the next call */
+		vec[i].msg_len = (unsigned int)r;
+		if (r == 0)
+			return (int)i + 1; /* end of stream */
+	}
+	return (int)i;
+}
+
 /* ---- sending ------------------------------------------------------------ */
 
 static ssize_t tls_send(int fd, const struct iovec *iov, int iovcnt, int flags)
@@ -468,15 +509,23 @@ static ssize_t tls_send_buf(int fd, const void *buf, size_t len, int flags)
 
 ATLAS_HOOK ssize_t write(int fd, const void *buf, size_t len)
 {
-	if (!ours_tx(fd))
+	enum tx_route t = route_tx(fd);
+
+	if (__builtin_expect(t == TX_LIBC, 1))
 		return REAL(write)(fd, buf, len);
+	if (t == TX_KERNEL)
+		return atlas_fdtab_send_done(fd, REAL(write)(fd, buf, len));
 	return tls_send_buf(fd, buf, len, 0);
 }
 
 ATLAS_HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (!ours_tx(fd))
+	enum tx_route t = route_tx(fd);
+
+	if (__builtin_expect(t == TX_LIBC, 1))
 		return REAL(writev)(fd, iov, iovcnt);
+	if (t == TX_KERNEL)
+		return atlas_fdtab_send_done(fd, REAL(writev)(fd, iov, iovcnt));
 	if (iovcnt < 0 || iovcnt > IOV_MAX) {
 		errno = EINVAL;
 		return -1;
@@ -486,16 +535,25 @@ ATLAS_HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 
 ATLAS_HOOK ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-	if (!ours_tx(fd))
+	enum tx_route t = route_tx(fd);
+
+	if (__builtin_expect(t == TX_LIBC, 1))
 		return REAL(send)(fd, buf, len, flags);
+	if (t == TX_KERNEL)
+		return atlas_fdtab_send_done(fd, REAL(send)(fd, buf, len, flags));
 	return tls_send_buf(fd, buf, len, flags);
 }
 
 ATLAS_HOOK ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SOCKADDR_ARG addr,
 			  socklen_t addrlen)
 {
-	if (!ours_tx(fd))
+	enum tx_route t = route_tx(fd);
+
+	if (__builtin_expect(t == TX_LIBC, 1))
 		return REAL(sendto)(fd, buf, len, flags, addr.__sockaddr__, addrlen);
+	if (t == TX_KERNEL)
+		return atlas_fdtab_send_done(
+			fd, REAL(sendto)(fd, buf, len, flags, addr.__sockaddr__, addrlen));
 	/* A connected TCP socket ignores the address (tcp(7)); so do we. */
 	return tls_send_buf(fd, buf, len, flags);
 }
@@ -515,16 +573,46 @@ static ssize_t send_passing_fds(int fd, const struct msghdr *msg, int flags)
 
 ATLAS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	if (!ours_tx(fd)) {
+	enum tx_route t = route_tx(fd);
+
+	if (t != TX_ATLAS) {
+		ssize_t r;
+
 		if (__builtin_expect(msg != NULL && msg->msg_controllen != 0, 0))
-			return send_passing_fds(fd, msg, flags);
-		return REAL(sendmsg)(fd, msg, flags);
+			r = send_passing_fds(fd, msg, flags);
+		else
+			r = REAL(sendmsg)(fd, msg, flags);
+		return t == TX_KERNEL ? atlas_fdtab_send_done(fd, r) : r;
 	}
 	if (msg->msg_iovlen > IOV_MAX) {
 		errno = EMSGSIZE;
 		return -1;
 	}
 	return tls_send(fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
+}
+
+/*
+ * sendmmsg(2): on a TLS fd, or with ancillary data that may pass fds, one sendmsg per
+ * message through the hook above, as the kernel sends them; else libc's.
+ */
+ATLAS_HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+	unsigned int i;
+
+	if (__builtin_expect(atlas_fdtab_peek(fd) == NULL, 1)) {
+		for (i = 0; i < vlen && vec[i].msg_hdr.msg_controllen == 0; i++)
+			;
+		if (i == vlen)
+			return REAL(sendmmsg)(fd, vec, vlen, flags);
+	}
+	for (i = 0; i < vlen && i <= INT_MAX - 1; i++) {
+		ssize_t r = sendmsg(fd, &vec[i].msg_hdr, flags);
+
+		if (r < 0)
+			return i > 0 ? (int)i : -1;
+		vec[i].msg_len = (unsigned int)r;
+	}
+	return (int)i;
 }
 
 static ssize_t tls_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
@@ -541,15 +629,23 @@ static ssize_t tls_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 
 ATLAS_HOOK ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
-	if (!ours_tx(out_fd))
+	enum tx_route t = route_tx(out_fd);
+
+	if (__builtin_expect(t == TX_LIBC, 1))
 		return REAL(sendfile)(out_fd, in_fd, offset, count);
+	if (t == TX_KERNEL)
+		return atlas_fdtab_send_done(out_fd, REAL(sendfile)(out_fd, in_fd, offset, count));
 	return tls_sendfile(out_fd, in_fd, offset, count);
 }
 
 ATLAS_HOOK ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count)
 {
-	if (!ours_tx(out_fd))
+	enum tx_route t = route_tx(out_fd);
+
+	if (__builtin_expect(t == TX_LIBC, 1))
 		return REAL(sendfile)(out_fd, in_fd, offset, count);
+	if (t == TX_KERNEL)
+		return atlas_fdtab_send_done(out_fd, REAL(sendfile)(out_fd, in_fd, offset, count));
 	return tls_sendfile(out_fd, in_fd, offset, count);
 }
 
@@ -561,17 +657,20 @@ ATLAS_HOOK ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out
 	 * a failure from kernel RX is looked at (a record that is not data).
 	 */
 	enum route rin = route_rx(fd_in);
-	bool in = rin == ROUTE_ATLAS, out = ours_tx(fd_out);
+	enum tx_route tout = route_tx(fd_out);
+	bool in = rin == ROUTE_ATLAS, out = tout == TX_ATLAS;
 	struct atlas_conn *c;
 	ssize_t r;
 
-	if (__builtin_expect(!in && !out && rin != ROUTE_KERNEL, 1))
+	if (__builtin_expect(rin == ROUTE_LIBC && tout == TX_LIBC, 1))
 		return REAL(splice)(fd_in, off_in, fd_out, off_out, len, flags);
 	if (!in && !out) {
 		int saved = errno;
 
 		r = REAL(splice)(fd_in, off_in, fd_out, off_out, len, flags);
-		if (r >= 0)
+		if (tout == TX_KERNEL)
+			atlas_fdtab_send_done(fd_out, r);
+		if (r >= 0 || rin != ROUTE_KERNEL)
 			return r;
 		c = enter_kernel_rx(fd_in);
 		if (c == NULL)
@@ -579,6 +678,10 @@ ATLAS_HOOK ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out
 		r = atlas_offload_splice_failed(c, fd_in, flags, saved);
 		leave(c);
 		return r;
+	}
+	if (tout == TX_KERNEL) {
+		atlas_fdtab_send_done(fd_out, 0);
+		out = true; /* from a TLS socket to a TLS socket */
 	}
 	if (in && out) {
 		errno = EINVAL; /* splice(2): neither end is a pipe */

@@ -3,18 +3,22 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "engine.h"
+#include "fdtab.h"
 #include "log.h"
 #include "ready.h"
 #include "real.h"
@@ -29,8 +33,16 @@
 
 struct lingering {
 	struct atlas_conn *c;
-	int fd; /* Atlas's duplicate */
+	int fd;	     /* Atlas's duplicate */
+	int host_fd; /* the number the host closed */
 	bool notify_only;
+	/*
+	 * A send of the host's was in flight on host_fd at the close (another thread's):
+	 * nothing goes until none is (atlas_fdtab_sends). Cleared the first time that is
+	 * so: a later count there is a new connection's under the reused number.
+	 */
+	bool host_sending;
+	bool done; /* linger_main's, between its look and its drop */
 	struct timespec deadline;
 };
 
@@ -59,65 +71,100 @@ static void log_gave_up(struct atlas_conn *c, int fd, const char *why)
 			  atlas_conn_describe(c, fd, who, sizeof(who)), why);
 }
 
-static void log_notify_dropped(struct atlas_conn *c, int fd)
+static void log_notify_dropped(struct atlas_conn *c, int fd, const char *why)
 {
 	char who[128];
 
 	if (atlas_log_enabled(ATLAS_LOG_INFO))
 		atlas_log(ATLAS_LOG_INFO,
-			  "%s: close_notify not sent: no room for it within 3 s of the close (the "
-			  "client ends with the FIN)",
-			  atlas_conn_describe(c, fd, who, sizeof(who)));
+			  "%s: close_notify not sent: %s (the client ends with the FIN)",
+			  atlas_conn_describe(c, fd, who, sizeof(who)), why);
+}
+
+/* Is entry l waiting for a send of the host's to end? Clears host_sending once none is. */
+static bool waits_for_host(struct lingering *l)
+{
+	if (l->host_sending &&
+	    __atomic_load_n(&atlas_fdtab_sends[l->host_fd], __ATOMIC_ACQUIRE) == 0)
+		l->host_sending = false;
+	return l->host_sending;
+}
+
+/* Steps entry l, outside the lock (a kTLS send may wait there); sets l->done when it can go. */
+static void step(struct lingering *l, short revents)
+{
+	bool expired = atlas_ms_until(&l->deadline) == 0;
+
+	if (!expired && (revents == 0 || waits_for_host(l)))
+		return;
+	if (!waits_for_host(l) && atlas_engine_linger_step(l->c, l->fd)) {
+		l->done = true;
+		return;
+	}
+	if (!expired)
+		return;
+	if (!l->notify_only)
+		log_gave_up(l->c, l->fd, "the client read nothing for a minute");
+	else
+		log_notify_dropped(l->c, l->fd, "no room for it within 3 s of the close");
+	l->done = true;
 }
 
 static void *linger_main(void *arg)
 {
 	(void)arg;
 	for (;;) {
+		struct lingering *snap;
 		struct pollfd *p;
 		unsigned n;
 		int timeout = -1;
 		uint64_t ticks;
 
+		/*
+		 * A copy of the entries, looked at without the lock: only this thread takes
+		 * entries out (adopt appends), so each one's socket and reference stay.
+		 */
 		pthread_mutex_lock(&lock);
 		n = count;
 		p = calloc(n + 1, sizeof(*p));
-		if (p == NULL) {
+		snap = malloc((n + 1) * sizeof(*snap));
+		if (p == NULL || snap == NULL) {
 			pthread_mutex_unlock(&lock);
+			free(p);
+			free(snap);
 			sleep(1);
 			continue;
 		}
+		memcpy(snap, list, n * sizeof(*snap));
 		p[0] = (struct pollfd){ .fd = wake_fd, .events = POLLIN };
+		pthread_mutex_unlock(&lock);
 		for (unsigned i = 0; i < n; i++) {
-			int left = atlas_ms_until(&list[i].deadline);
+			int left = atlas_ms_until(&snap[i].deadline);
 
-			p[i + 1] = (struct pollfd){ .fd = list[i].fd, .events = POLLOUT };
+			p[i + 1] = (struct pollfd){ .fd = snap[i].fd, .events = POLLOUT };
+			if (waits_for_host(&snap[i])) {
+				/* No event says that a send has ended: look again in a few ms. */
+				p[i + 1].events = 0;
+				left = left < 5 ? left : 5;
+			}
 			if (timeout < 0 || left < timeout)
 				timeout = left;
 		}
-		pthread_mutex_unlock(&lock);
 		atlas_real.poll(p, n + 1, timeout);
 		if (p[0].revents & POLLIN)
 			(void)!atlas_real.read(wake_fd, &ticks, sizeof(ticks));
+		for (unsigned i = 0; i < n; i++)
+			step(&snap[i], p[i + 1].revents);
 		pthread_mutex_lock(&lock);
-		/* Entries only join at the end and leave here: the first n are those polled. */
+		/* Entries only join at the end and leave here: the first n are those copied. */
 		for (unsigned i = n; i-- > 0;) {
-			struct lingering *l = &list[i];
-
-			if (p[i + 1].revents == 0 && atlas_ms_until(&l->deadline) > 0)
-				continue;
-			if (atlas_engine_linger_step(l->c, l->fd))
+			if (snap[i].done)
 				drop(i);
-			else if (atlas_ms_until(&l->deadline) == 0) {
-				if (!l->notify_only)
-					log_gave_up(l->c, l->fd,
-						    "the client read nothing for a minute");
-				else
-					log_notify_dropped(l->c, l->fd);
-				drop(i);
-			}
+			else
+				list[i].host_sending = snap[i].host_sending;
 		}
 		pthread_mutex_unlock(&lock);
+		free(snap);
 		free(p);
 	}
 	return NULL;
@@ -191,6 +238,21 @@ static bool thread_running(void)
 	return true;
 }
 
+/*
+ * How many closed sockets may wait at once: a quarter of the fds the process may
+ * open (RLIMIT_NOFILE), at least 16. Past that a close ends as the host asked, at
+ * once: clients that never read must not take the host's fds from it.
+ */
+static unsigned room_for_more(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur / 4 > UINT_MAX)
+		return UINT_MAX;
+	return rl.rlim_cur / 4 > 16 ? (unsigned)(rl.rlim_cur / 4) : 16;
+}
+
 void atlas_linger_adopt(struct atlas_conn *c, int fd, bool notify_only)
 {
 	static const uint64_t one = 1;
@@ -205,6 +267,23 @@ void atlas_linger_adopt(struct atlas_conn *c, int fd, bool notify_only)
 	/* The host's epoll set must not go on reporting the fd it closed. */
 	atlas_ready_epoll_forget(c, fd);
 	pthread_mutex_lock(&lock);
+	if (count >= room_for_more()) {
+		unsigned waiting = count;
+
+		pthread_mutex_unlock(&lock);
+		atlas_real.close(keep);
+		if (notify_only) {
+			log_notify_dropped(c, fd, "too many closed connections wait already");
+		} else if (atlas_log_enabled(ATLAS_LOG_WARN)) {
+			char why[96];
+
+			snprintf(why, sizeof(why),
+				 "%u closed connections wait already (a quarter of RLIMIT_NOFILE)",
+				 waiting);
+			log_gave_up(c, fd, why);
+		}
+		return;
+	}
 	if (count == cap) {
 		unsigned grown_cap = cap ? cap * 2 : 16;
 		struct lingering *grown = realloc(list, grown_cap * sizeof(*grown));
@@ -224,26 +303,30 @@ void atlas_linger_adopt(struct atlas_conn *c, int fd, bool notify_only)
 		log_gave_up(c, fd, strerror(errno));
 		return;
 	}
+	atlas_conn_get(c);
+	list[count].c = c;
+	list[count].fd = keep;
+	list[count].host_fd = fd;
+	list[count].host_sending = __atomic_load_n(&atlas_fdtab_sends[fd], __ATOMIC_ACQUIRE) != 0;
+	list[count].notify_only = notify_only;
+	list[count].done = false;
+	clock_gettime(CLOCK_MONOTONIC, &list[count].deadline);
+	atlas_add_ms(&list[count].deadline, notify_only ? LINGER_NOTIFY_MS : LINGER_MS);
 	if (atlas_log_enabled(notify_only ? ATLAS_LOG_DEBUG : ATLAS_LOG_INFO)) {
 		char who[128];
 
 		atlas_conn_describe(c, fd, who, sizeof(who));
 		if (notify_only)
-			atlas_log(
-				ATLAS_LOG_DEBUG,
-				"%s: closed with the socket full: sending close_notify after close",
-				who);
+			atlas_log(ATLAS_LOG_DEBUG,
+				  "%s: closed %s: sending close_notify after close", who,
+				  list[count].host_sending
+					  ? "while another thread's send was under way"
+					  : "with the socket full");
 		else
 			atlas_log(ATLAS_LOG_INFO,
 				  "%s: closed with %u bytes unsent: sending them after close", who,
 				  c->wb_len + c->sq_len);
 	}
-	atlas_conn_get(c);
-	list[count].c = c;
-	list[count].fd = keep;
-	list[count].notify_only = notify_only;
-	clock_gettime(CLOCK_MONOTONIC, &list[count].deadline);
-	atlas_add_ms(&list[count].deadline, notify_only ? LINGER_NOTIFY_MS : LINGER_MS);
 	count++;
 	pthread_mutex_unlock(&lock);
 	(void)!atlas_real.write(wake_fd, &one, sizeof(one));

@@ -186,12 +186,15 @@ static ssize_t handle_record(struct atlas_conn *c, int fd, unsigned char type,
 				"closing the connection (close_notify to the client, ECONNRESET "
 				"to the server)",
 				who);
-			atlas_offload_close_notify(c, fd);
 			/*
 			 * As after the host's own shutdown (engine.c): kTLS would take its later
 			 * writes, count them and never send them; they fail with EPIPE instead.
+			 * A send of the host's still in flight (a blocked one would hold this
+			 * one back until the client reads) gets the FIN alone.
 			 */
 			__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED);
+			if (!atlas_fdtab_sending(c, fd))
+				atlas_offload_close_notify(c, fd);
 			atlas_real.shutdown(fd, SHUT_RDWR);
 			return end_rx(c, ECONNRESET);
 		}

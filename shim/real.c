@@ -61,11 +61,13 @@ static void resolve_all(void)
 	RESOLVE(recv, "recv");
 	RESOLVE(recvfrom, "recvfrom");
 	RESOLVE(recvmsg, "recvmsg");
+	RESOLVE(recvmmsg, "recvmmsg");
 	RESOLVE(write, "write");
 	RESOLVE(writev, "writev");
 	RESOLVE(send, "send");
 	RESOLVE(sendto, "sendto");
 	RESOLVE(sendmsg, "sendmsg");
+	RESOLVE(sendmmsg, "sendmmsg");
 	RESOLVE(sendfile, "sendfile64");
 	RESOLVE(splice, "splice");
 	RESOLVE(pread, "pread64");

@@ -4,7 +4,8 @@
 # itself, and to a worker forked before accept, which then answers nothing: the
 # userspace path; tests/e2e/32-ktls-apps.sh hands a kernel-path fd over), and a
 # program started with exec() cannot write to it (the fd is close-on-exec while its
-# TLS state lives in the process).
+# TLS state lives in the process); recvmmsg and sendmmsg go through TLS as recvmsg
+# and sendmsg do.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d)
@@ -37,6 +38,7 @@ serve() { # serve MODE: start fdsrv under the shim, wait for its port; sets port
 }
 
 fetch() { # fetch: the body over TLS into $tmp/body, curl's status into rc
+	rm -f "$tmp/body"
 	curl -sS --max-time 10 --cacert "$tmp/cert.pem" "https://localhost:$port/" -o "$tmp/body" 2>"$tmp/curl.err"
 	rc=$?
 }
@@ -79,6 +81,26 @@ if serve handoff; then
 	else
 		bad "handoff: server exit $status (0: the worker saw end of file), log: $(cat "$tmp/handoff.err")"
 	fi
+fi
+
+if serve mmsg; then
+	# recvmmsg and sendmmsg, which b8a31dd let through in clear: each message through TLS, and
+	# an fd passed with sendmmsg is refused as with sendmsg.
+	fetch
+	if [ "$rc" -eq 0 ] && grep -q '^mmsg: hello through sendmmsg$' "$tmp/body"; then
+		ok "recvmmsg and sendmmsg on a TLS fd go through TLS"
+	else
+		bad "recvmmsg/sendmmsg: curl status $rc, body: $(head -c 200 "$tmp/body" 2>/dev/null)"
+	fi
+	if grep -q '^mmsg: passing refused with EPERM$' "$tmp/body"; then
+		ok "sendmmsg with SCM_RIGHTS refuses to pass a TLS fd (EPERM)"
+	else
+		bad "SCM_RIGHTS through sendmmsg: body: $(cat "$tmp/body" 2>/dev/null)"
+	fi
+	wait "${pids[-1]}"
+	status=$?
+	[ "$status" -eq 0 ] && ok "mmsg: every message was counted whole (sendmmsg's msg_len)" ||
+		bad "mmsg: the server exited $status (a message short, or a call failed)"
 fi
 
 if serve exec; then

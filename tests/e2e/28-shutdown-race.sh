@@ -104,4 +104,41 @@ PYEOF
 		stop_server "close-$mode-$how"
 	done
 done
+
+# Closed connections with bytes owed wait (linger.c) for at most a quarter of the fds
+# the process may open: clients that never read must not take the host's fds. The
+# same server under `ulimit -n 64`: 24 clients that send their line and read nothing;
+# 16 closes wait, the other 8 end at once, with one warning each, and the server goes
+# on accepting.
+port=$(free_port)
+start_server close-cap "$port" -- bash -c 'ulimit -n 64 && exec "$@"' - ./atlas-preload.sh --log-level info \
+	--cert "$EC_CERT" --key "$EC_KEY" --ports "$port" -- "$PY" "$E2E_DIR/closer.py" serve "$port" full
+got=$(timeout 60 "$PY" - "$port" "$CA" <<'PYEOF' 2>&1
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+silent = []
+for _ in range(24):  # each one's handshake waits for the server's previous close
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20),
+                        server_hostname="localhost")
+    s.sendall(b"go\n")
+    silent.append(s)
+last = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20),
+                       server_hostname="localhost")
+last.sendall(b"go\n")
+print("handshake", last.version(), "first bytes", len(last.recv(65536)))
+last.close()
+PYEOF
+)
+is_match "ulimit -n 64: the server still accepts and answers after 24 silent clients" "$got" \
+	"^handshake TLSv1.3 first bytes [1-9]"
+# The last client left after its first bytes: its close may fill the socket first, or not.
+wait_until 10 eval '[ "$(grep -c "^closer: " "$(server_log close-cap)")" -ge 25 ]'
+log=$(cat "$(server_log close-cap)")
+is_eq "ulimit -n 64: 16 closes wait for their bytes to go (a quarter of RLIMIT_NOFILE)" \
+	"$(grep -c 'bytes unsent: sending them after close' <<<"$log")" 16
+over=$(($(grep -c '^closer: wrote' <<<"$log") - 16))
+is_between "ulimit -n 64: the other closes with bytes owed (8 or 9) end at once" "$over" 8 9
+is_eq "ulimit -n 64: ... each with one warning" \
+	"$(grep -c '^atlas: warn: .*closed with bytes unsent: 16 closed connections wait already (a quarter of RLIMIT_NOFILE)$' <<<"$log")" "$over"
+stop_server close-cap
 finish

@@ -21,6 +21,10 @@
 #   - a close (tests/e2e/closer.py, as in 28): with the socket full, close_notify
 #     still follows the bytes; an abortive one (SO_LINGER 0 s) sends none, and a
 #     shutdown(SHUT_WR) on such a socket sends the FIN without it.
+#   - a close or shutdown(SHUT_WR) from one thread while another is in a blocking
+#     write or sendfile to a client that does not read yet (tests/e2e/progs/txrace.c):
+#     the close returns at once and close_notify follows every byte; the shutdown
+#     returns after a second, and the FIN alone ends the cut-short stream.
 . "$(dirname "$0")/lib.sh"
 . "$E2E_DIR/ktls-lib.sh"
 
@@ -31,11 +35,12 @@ for prog in /usr/sbin/nginx curl; do
 		exit 1
 	}
 done
+head -c 8388608 /dev/urandom >"$T/eight.bin" # txrace's sendfile
 IN=$T/inner-32.sh
 ktls_inner "$IN"
 cat >>"$IN" <<'EOF'
 NGINX=8446 PYTHON=8447 OFF=8448 PLAIN=8449 HANDOFF13=8450 HANDOFF12=8451 RACE=8452 RACE_ROUNDS=100
-HSSHUT=8453 HSSHUT_N=150 CLOSEFULL=8454 CLOSEABORT=8455 CLOSESHUT=8456 CLOSESTALL=8457
+HSSHUT=8453 HSSHUT_N=150 CLOSEFULL=8454 CLOSEABORT=8455 CLOSESHUT=8456 CLOSESTALL=8457 TXRACE=8458
 
 # get_ok LABEL OUT: tlsclient's GET of /big.bin was intact and closed by close_notify.
 get_ok() {
@@ -241,6 +246,46 @@ for mode in full full-stall abort abort-shut; do
 	[ -z "$bad" ] && pass "closer $mode: Atlas logged no error or warning" || fail "closer $mode: Atlas logged: $bad"
 	srv_stop close$mode
 done
+
+# ---- a close or a shutdown while another thread's send waits (tests/e2e/progs/txrace.c) ----
+
+# kTLS lets one sender in at a time and keeps a blocked one in until the client reads;
+# a sendfile lets others in between its pages. close_notify must keep out of the host's
+# sends in flight. At b8a31dd the close waited until the client read (858 ms after it),
+# and sendfile's stream ended at 196608 bytes with a clean close_notify. The shutdowns
+# (with a slow reader) passed there too: the socket's room never showed while the send
+# waited, so close_notify was not tried; they check that the wait for the send in flight
+# keeps the bound of a second, and that the cut-short stream ends with the FIN alone.
+if srv_start txrace $TXRACE -- "$BIN/txrace" $TXRACE "$T/eight.bin"; then
+	for mode in write-close sendfile-close write-shut sendfile-shut; do
+		got=$(timeout 60 /usr/bin/python3 "$ROOT/tests/e2e/closer.py" fetch $TXRACE "$CA" $mode 2>&1)
+		wait_for 10 grep -q "^txrace: $mode took" "$T/txrace.log"
+		took=$(sed -n "s/^txrace: $mode took \([0-9]*\) ms.*/\1/p" "$T/txrace.log")
+		if [ "${mode%-shut}" = "$mode" ]; then
+			is "txrace $mode: all 8 MiB, then close_notify" "$got" "got 8388608, close_notify"
+			if [ "${took:-99999}" -lt 200 ]; then
+				pass "txrace $mode: the close returned in $took ms, the send in flight"
+			else
+				fail "txrace $mode: the close took ${took:-?} ms (the client read after 700 ms)"
+			fi
+		else
+			n=$(sed -n 's/^got \([0-9]*\), eof$/\1/p' <<<"$got")
+			if [ -n "$n" ] && [ "$n" -lt 8388608 ]; then
+				pass "txrace $mode: the stream cut short by the shutdown ends with the FIN alone ($got)"
+			else
+				fail "txrace $mode: the client got: $got (expected fewer than 8 MiB, then a FIN without close_notify)"
+			fi
+			if [ "${took:-0}" -ge 900 ] && [ "$took" -lt 1500 ]; then
+				pass "txrace $mode: the shutdown returned after $took ms (up to a second for the send to end)"
+			else
+				fail "txrace $mode: the shutdown took ${took:-?} ms (expected about 1000)"
+			fi
+		fi
+	done
+	bad=$(grep -E '^atlas: (fatal|error|warn)' "$T/txrace.log")
+	[ -z "$bad" ] && pass "txrace: Atlas logged no error or warning" || fail "txrace: Atlas logged: $bad"
+	srv_stop txrace
+fi
 
 # ---- --ktls off ------------------------------------------------------------------------------
 

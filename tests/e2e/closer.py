@@ -19,6 +19,10 @@ and 32-ktls-apps (kernel path, inside UML).
                                 reading (full; full-stall: 5 s) and reads to the end; prints
                                 "got N, END", END one of close_notify, eof (a FIN
                                 without close_notify), reset, timeout.
+                                For tests/e2e/progs/txrace.c's modes (write-close,
+                                sendfile-close, write-shut, sendfile-shut) the line is
+                                the mode, the receive buffer 64 KiB, and the wait 1 s
+                                (*-shut: no wait, but a slow reader: 64 KiB each 20 ms).
 """
 import socket
 import ssl
@@ -65,20 +69,32 @@ def fetch(port, ca, mode):
     ctx = ssl.create_default_context(cafile=ca)
     # Debian's python 3.11 sets this by default: a FIN without close_notify would read as b"".
     ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    txrace = mode in ("write-close", "sendfile-close", "write-shut", "sendfile-shut")
+    raw = socket.socket()
+    if txrace:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    raw.settimeout(10)
+    raw.connect(("127.0.0.1", port))
     n, end = 0, "?"
     try:
         # A FIN without close_notify is an error here, not an end.
         s = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
-        s.sendall(b"go\n")
+        s.sendall(f"{mode}\n".encode() if txrace else b"go\n")
         if mode.startswith("full"):
             time.sleep(2 if mode == "full" else 5)
+        elif txrace and not mode.endswith("-shut"):
+            time.sleep(1)
+        # *-shut: a slow reader (64 KiB each 20 ms), so that room comes and goes while
+        # the server's one send of 8 MiB runs, and its shutdown comes 0.3 s in.
+        pause = 0.02 if mode.endswith("-shut") else 0
         while True:
             chunk = s.recv(65536)
             if not chunk:
                 end = "close_notify"
                 break
             n += len(chunk)
+            if pause:
+                time.sleep(pause)
     except ssl.SSLZeroReturnError:
         end = "close_notify"
     except ssl.SSLEOFError:

@@ -32,9 +32,9 @@ ktls_setup() {
 		exit 1
 	}
 	mkdir -p "$KTLS_BIN" "$WWW"
-	for p in tlsclient sendfile_srv fdsrv shutrace hsshut; do
+	for p in tlsclient sendfile_srv fdsrv shutrace hsshut txrace; do
 		if ! cc -O2 -std=c11 -Wall -Wextra -Werror -o "$KTLS_BIN/$p" "$E2E_DIR/progs/$p.c" \
-			-lssl -lcrypto >"$T/cc-$p.log" 2>&1; then
+			-pthread -lssl -lcrypto >"$T/cc-$p.log" 2>&1; then
 			fail "$SCENARIO: tests/e2e/progs/$p.c does not build with -Wall -Wextra -Werror"
 			note_file "$T/cc-$p.log"
 			exit 1

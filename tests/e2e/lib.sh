@@ -300,7 +300,7 @@ server_log() { echo "${SERVER_LOG[$1]}"; }
 server_alive() { kill -0 "${SERVER_MAIN[$1]:-${SERVER_PGID[$1]}}" 2>/dev/null; }
 # survived NAME: Atlas logged no warning or error for server NAME, and it still runs.
 survived() {
-	is_no_match "no warning or error from Atlas" "$(cat "$(server_log "$1")")" "atlas: (warning|error)"
+	is_no_match "no warning or error from Atlas" "$(cat "$(server_log "$1")")" "atlas: (warn|error|fatal)"
 	if server_alive "$1"; then
 		pass "the server is still running"
 	else

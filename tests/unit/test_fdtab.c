@@ -1,6 +1,7 @@
 /*
  * Unit tests for shim/fdtab.c with shim/conn.c: slots, references, dup'ed
- * fds sharing one connection, stale slots, and the table across fork().
+ * fds sharing one connection, stale slots, the table across fork(), and the
+ * count of the host's sends in flight.
  *
  * Every fd put in the table is a real socket (a socketpair); the connections
  * stay in state NEW, so the close_notify of the last atlas_conn_fd_put does
@@ -549,6 +550,70 @@ static void fork_child_can_lock_a_conn_another_thread_held(void **state)
 	close_slot(f->fd, h.c);
 }
 
+/* A send counted on either fd of a connection is seen from both, and ends. */
+static void sends_in_flight_are_seen_from_every_fd(void **state)
+{
+	struct fixture *f = *state;
+	struct atlas_conn *c = new_conn();
+	int fd2 = dup(f->fd);
+
+	assert_true(fd2 >= 0);
+	set_slot(f->fd, c);
+	atlas_conn_put(c);
+	assert_false(atlas_fdtab_sending(c, f->fd));
+	assert_true(atlas_conn_send_begin(c, f->fd));
+	assert_true(atlas_fdtab_sending(c, f->fd));
+	assert_int_equal(atlas_fdtab_send_done(f->fd, 42), 42);
+	assert_false(atlas_fdtab_sending(c, f->fd));
+	/* On a dup: seen from the other fd only while both are the connection's. */
+	set_slot(fd2, c);
+	assert_true(atlas_conn_send_begin(c, fd2));
+	assert_true(atlas_fdtab_sending(c, f->fd));
+	close_slot(fd2, c);
+	assert_false(atlas_fdtab_sending(c, f->fd));
+	assert_true(atlas_fdtab_sending(c, fd2)); /* the fd's own count stays until the send ends */
+	atlas_fdtab_send_end(fd2);
+	close(fd2);
+	close_slot(f->fd, c);
+}
+
+/* After the host's shutdown a send is not counted, and says so (the hooks then answer EPIPE). */
+static void no_send_begins_after_a_shutdown(void **state)
+{
+	struct fixture *f = *state;
+	struct atlas_conn *c = new_conn();
+
+	set_slot(f->fd, c);
+	atlas_conn_put(c);
+	c->wr_closed = 1;
+	assert_false(atlas_conn_send_begin(c, f->fd));
+	assert_false(atlas_fdtab_sending(c, f->fd));
+	close_slot(f->fd, c);
+}
+
+/* A fork child starts with no send in flight: the parent's threads' are not its own. */
+static void fork_child_has_no_send_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	struct atlas_conn *c = new_conn();
+	int status;
+	pid_t pid;
+
+	set_slot(f->fd, c);
+	atlas_conn_put(c);
+	assert_true(atlas_conn_send_begin(c, f->fd));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(atlas_fdtab_sending(c, f->fd) ? 1 : 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(atlas_fdtab_sending(c, f->fd));
+	atlas_fdtab_send_end(f->fd);
+	close_slot(f->fd, c);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -574,6 +639,9 @@ int main(void)
 		T(fork_child_can_lock_a_conn_another_thread_held),
 		T(give_back_cloexec_restores_each_fds_own_choice),
 		T(give_back_cloexec_single_fd),
+		T(sends_in_flight_are_seen_from_every_fd),
+		T(no_send_begins_after_a_shutdown),
+		T(fork_child_has_no_send_in_flight),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

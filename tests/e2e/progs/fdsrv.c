@@ -9,6 +9,9 @@
  *          it must), then answers
  *   exec   dup2s the socket onto stdout and execs printf(1) with a response:
  *          the exec'd program must not be able to write plaintext to it
+ *   mmsg   reads the request with recvmmsg(2) (two messages, MSG_WAITFORONE),
+ *          tries to pass the socket to itself with sendmmsg(2) and SCM_RIGHTS,
+ *          and answers with sendmmsg(2), the head and the body as two messages
  *   handoff  hands the connection to a worker, as a prefork server's acceptor
  *          does: before accept it forks a worker, joined to it by a
  *          socketpair(AF_UNIX, SOCK_STREAM); after reading the request (which
@@ -27,6 +30,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +70,8 @@ static void read_request(int s)
 	}
 }
 
-/* Passes fd s over the Unix socket chan (SCM_RIGHTS, one data byte): sendmsg's result. */
-static ssize_t send_fd(int chan, int s)
+/* Passes fd s over the Unix socket chan (SCM_RIGHTS, one data byte): >= 0, or -1 and errno. */
+static ssize_t send_fd(int chan, int s, bool many)
 {
 	char byte = 'x';
 	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
@@ -85,6 +89,11 @@ static ssize_t send_fd(int chan, int s)
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &s, sizeof(int));
+	if (many) {
+		struct mmsghdr mm = { .msg_hdr = msg };
+
+		return sendmmsg(chan, &mm, 1, 0);
+	}
 	return sendmsg(chan, &msg, 0);
 }
 
@@ -119,9 +128,55 @@ static const char *try_pass(int s)
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
 		return "socketpair failed";
-	if (send_fd(sv[0], s) >= 0)
+	if (send_fd(sv[0], s, false) >= 0)
 		return "pass: sendmsg passed the TLS fd";
 	return errno == EPERM ? "pass: refused with EPERM" : "pass: refused with another errno";
+}
+
+/* mmsg: the request through recvmmsg, a pass through sendmmsg, the answer through sendmmsg. */
+static int mmsg(int s)
+{
+	char req[4096] = "", head[256], body[256];
+	char part[2][1024];
+	size_t used = 0;
+	int sv[2], n;
+
+	while (strstr(req, "\r\n\r\n") == NULL) {
+		struct iovec iov[2] = { { part[0], sizeof(part[0]) },
+					{ part[1], sizeof(part[1]) } };
+		struct mmsghdr vec[2] = { { .msg_hdr = { .msg_iov = &iov[0], .msg_iovlen = 1 } },
+					  { .msg_hdr = { .msg_iov = &iov[1], .msg_iovlen = 1 } } };
+
+		n = recvmmsg(s, vec, 2, MSG_WAITFORONE, NULL);
+		if (n <= 0)
+			return 1;
+		for (int i = 0; i < n; i++) {
+			if (vec[i].msg_len > sizeof(req) - 1 - used)
+				return 1;
+			memcpy(req + used, part[i], vec[i].msg_len);
+			used += vec[i].msg_len;
+			req[used] = '\0';
+		}
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return 1;
+	snprintf(body, sizeof(body), "mmsg: hello through sendmmsg\nmmsg: %s\n",
+		 send_fd(sv[0], s, true) >= 0 ? "sendmmsg passed the TLS fd"
+		 : errno == EPERM	      ? "passing refused with EPERM"
+					      : "passing refused with another errno");
+	snprintf(head, sizeof(head),
+		 "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n",
+		 strlen(body));
+	{
+		struct iovec iov[2] = { { head, strlen(head) }, { body, strlen(body) } };
+		struct mmsghdr vec[2] = { { .msg_hdr = { .msg_iov = &iov[0], .msg_iovlen = 1 } },
+					  { .msg_hdr = { .msg_iov = &iov[1], .msg_iovlen = 1 } } };
+
+		n = sendmmsg(s, vec, 2, 0);
+		if (n != 2 || vec[0].msg_len != iov[0].iov_len || vec[1].msg_len != iov[1].iov_len)
+			return 1;
+	}
+	return close(s) == 0 ? 0 : 1;
 }
 
 /* A 200 with a Content-Length and body, then close: 0 if all of it went. */
@@ -170,7 +225,7 @@ static int handoff(int l)
 	if (s < 0)
 		return 2;
 	read_request(s);
-	if (send_fd(sv[0], s) >= 0)
+	if (send_fd(sv[0], s, false) >= 0)
 		rc = close(s) == 0 ? 0 : 1;
 	else
 		rc = answer(s, errno == EPERM ? "handoff: refused with EPERM\n"
@@ -193,6 +248,8 @@ int main(int argc, char **argv)
 	s = accept(l, NULL, NULL);
 	if (s < 0)
 		return 2;
+	if (strcmp(argv[2], "mmsg") == 0)
+		return mmsg(s);
 	read_request(s);
 	if (strcmp(argv[2], "stdio") == 0) {
 		FILE *f = fdopen(s, "w");
