@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "real.h"
@@ -10,8 +11,9 @@
 ssize_t atlas_emul_sendfile(const struct atlas_emul_sink *sink, int in_fd, off_t *offset,
 			    size_t count)
 {
-	char buf[ATLAS_EMUL_CHUNK];
-	size_t done = 0;
+	char small[ATLAS_EMUL_CHUNK];
+	char *buf = small, *big = NULL;
+	size_t done = 0, step = sizeof(small);
 	off_t pos;
 
 	if (offset != NULL) {
@@ -29,8 +31,11 @@ ssize_t atlas_emul_sendfile(const struct atlas_emul_sink *sink, int in_fd, off_t
 			return -1;
 		}
 	}
+	/* From the heap: a host thread's stack may be small. Without it, one chunk at a time. */
+	if (count > sizeof(small) && (big = malloc(ATLAS_EMUL_READ)) != NULL)
+		buf = big;
 	while (done < count) {
-		size_t want = count - done < sizeof(buf) ? count - done : sizeof(buf);
+		size_t want = count - done < step ? count - done : step;
 		ssize_t got = atlas_real.pread(in_fd, buf, want, pos + (off_t)done);
 		ssize_t sent;
 
@@ -52,7 +57,10 @@ ssize_t atlas_emul_sendfile(const struct atlas_emul_sink *sink, int in_fd, off_t
 		done += (size_t)sent;
 		if (sent < got)
 			break; /* the socket is full: report what went */
+		if (big != NULL && step < ATLAS_EMUL_READ)
+			step *= 2;
 	}
+	free(big);
 	if (offset != NULL)
 		*offset = pos + (off_t)done;
 	else if (done > 0)

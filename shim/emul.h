@@ -14,6 +14,11 @@
 
 /* How much plaintext one step moves: one TLS record. */
 #define ATLAS_EMUL_CHUNK 16384
+/*
+ * ... and one read of sendfile's, once the sink has taken whole steps: four records
+ * per pread(2) (a system call costs about as much as encrypting 2 KiB).
+ */
+#define ATLAS_EMUL_READ (4 * ATLAS_EMUL_CHUNK)
 
 struct atlas_emul_sink {
 	/*
@@ -38,7 +43,9 @@ struct atlas_emul_source {
  * sendfile(2): up to count bytes of in_fd to the sink. With offset, reads from
  * *offset and updates it, leaving the file position alone; without, reads
  * from the file position and advances it. Only what the sink took is counted
- * and moved past, so a retried call after EAGAIN re-reads the same bytes.
+ * and moved past, so a retried call after EAGAIN re-reads the same bytes. The
+ * first read is one chunk; each one the sink takes whole doubles the next, up to
+ * ATLAS_EMUL_READ, so that a socket with little room wastes little reading.
  */
 ssize_t atlas_emul_sendfile(const struct atlas_emul_sink *sink, int in_fd, off_t *offset,
 			    size_t count);

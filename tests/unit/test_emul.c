@@ -21,8 +21,8 @@
 #include "real.h"
 #include "stub_init.h"
 
-/* Largest file and sink used here: a few chunks. */
-#define DATA_MAX (4 * ATLAS_EMUL_CHUNK + 4096)
+/* Largest file and sink used here: a dozen chunks. */
+#define DATA_MAX (12 * ATLAS_EMUL_CHUNK)
 
 /* The connection's send side: records what it was given. */
 struct fake_sink {
@@ -413,10 +413,38 @@ static void sendfile_many_chunks_move_every_byte_in_order(void **state)
 	assert_int_equal(atlas_emul_sendfile(&sink, fd, &off, size + 1000), (ssize_t)size);
 	assert_int_equal(off, (off_t)size);
 	assert_sink_holds(pattern, size);
-	/* emul.h: one step moves at most one chunk (one TLS record). */
-	assert_true(sink_state.max_offer <= ATLAS_EMUL_CHUNK);
-	assert_true(sink_state.calls >= 4);
+	/* emul.h: one chunk first, then twice as much each time the sink took it all. */
+	assert_int_equal(sink_state.max_offer, 2 * ATLAS_EMUL_CHUNK);
+	assert_int_equal(sink_state.calls, 3); /* 16 KiB, 32 KiB, the rest */
 	assert_int_equal(file_position(fd), 0);
+}
+
+/* Reads grow to ATLAS_EMUL_READ and no further. */
+static void sendfile_reads_grow_to_the_bound(void **state)
+{
+	const size_t size = 11 * ATLAS_EMUL_CHUNK + 4096;
+	struct fixture *f = *state;
+	int fd = make_file(f, size);
+	off_t off = 0;
+
+	assert_int_equal(atlas_emul_sendfile(&sink, fd, &off, size), (ssize_t)size);
+	assert_sink_holds(pattern, size);
+	assert_int_equal(sink_state.max_offer, ATLAS_EMUL_READ);
+	assert_int_equal(sink_state.calls, 5); /* 16, 32, 64, 64 and 4 KiB */
+}
+
+/* A sink that takes part of a grown read ends the call there, counting what it took. */
+static void sendfile_grown_read_cut_by_a_full_sink_counts_what_went(void **state)
+{
+	struct fixture *f = *state;
+	int fd = make_file(f, 4 * ATLAS_EMUL_CHUNK);
+	off_t off = 0;
+
+	sink_state.cap = 20000; /* the first 16 KiB whole, then 20000 bytes of 32 KiB */
+	assert_int_equal(atlas_emul_sendfile(&sink, fd, &off, 4 * ATLAS_EMUL_CHUNK),
+			 ATLAS_EMUL_CHUNK + 20000);
+	assert_int_equal(off, ATLAS_EMUL_CHUNK + 20000);
+	assert_sink_holds(pattern, ATLAS_EMUL_CHUNK + 20000);
 }
 
 static void sendfile_many_chunks_without_offset_advance_the_position(void **state)
@@ -689,6 +717,8 @@ int main(void)
 		T(sendfile_from_a_pipe_without_offset_is_einval),
 		T(sendfile_from_a_closed_fd_is_ebadf),
 		T(sendfile_many_chunks_move_every_byte_in_order),
+		T(sendfile_reads_grow_to_the_bound),
+		T(sendfile_grown_read_cut_by_a_full_sink_counts_what_went),
 		T(sendfile_many_chunks_without_offset_advance_the_position),
 		T(splice_to_with_offset_is_espipe),
 		T(splice_to_len_0_returns_0),
