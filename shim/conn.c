@@ -36,6 +36,53 @@ struct atlas_conn *atlas_conn_new(uint16_t port, unsigned handshake_timeout_ms)
 	return c;
 }
 
+/* The send of this thread's that is under way, for tx_abandoned. */
+static pthread_key_t tx_key;
+static bool tx_key_made;
+static pthread_once_t tx_once = PTHREAD_ONCE_INIT;
+
+static void tx_over(struct atlas_conn *c)
+{
+	__atomic_sub_fetch(&c->sending, 1, __ATOMIC_RELEASE);
+	atlas_conn_put(c);
+}
+
+/* A thread ended inside a send (cancelled while blocked in it): the send is over. */
+static void tx_abandoned(void *c)
+{
+	tx_over(c);
+}
+
+static void tx_key_create(void)
+{
+	tx_key_made = pthread_key_create(&tx_key, tx_abandoned) == 0;
+}
+
+bool atlas_conn_tx_begin(struct atlas_conn *c)
+{
+	__atomic_add_fetch(&c->sending, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&c->wr_closed, __ATOMIC_SEQ_CST)) {
+		__atomic_sub_fetch(&c->sending, 1, __ATOMIC_RELEASE);
+		return false;
+	}
+	atlas_conn_get(c);
+	pthread_once(&tx_once, tx_key_create);
+	/* One per thread: a send from a signal handler inside another leaves the outer one out. */
+	if (tx_key_made)
+		pthread_setspecific(tx_key, c);
+	return true;
+}
+
+void atlas_conn_tx_end(struct atlas_conn *c)
+{
+	int saved = errno;
+
+	if (tx_key_made)
+		pthread_setspecific(tx_key, NULL);
+	tx_over(c);
+	errno = saved;
+}
+
 void atlas_conn_get(struct atlas_conn *c)
 {
 	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);

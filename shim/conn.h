@@ -20,8 +20,6 @@
 
 #include <openssl/ssl.h>
 
-#include "fdtab.h"
-
 /* How many first bytes are read to tell TLS from plain HTTP ("OPTIONS " is 8). */
 #define ATLAS_SNIFF_MAX 8
 
@@ -61,6 +59,12 @@ struct atlas_conn {
 	int io_fd;
 	/* The process that owns the TLS session (accepted or handshook it). */
 	pid_t pid;
+	/*
+	 * Kernel TX: the host's sends in flight, each holding a reference (atlas_conn_tx_begin).
+	 * Atomic. close_notify goes only while there is none (engine.c). 16 bits: with port,
+	 * it fills what would be padding before peer.
+	 */
+	uint16_t sending;
 	/* The local port it was accepted on, and the peer, for the log (the peer's address is
 	 * gone from the socket once it resets). */
 	uint16_t port;
@@ -172,20 +176,26 @@ static inline void atlas_conn_set_path(struct atlas_conn *c, enum atlas_path pat
 }
 
 /*
- * A send of the host's on fd, whose connection c the kernel encrypts for, starts:
- * counted in flight until atlas_fdtab_send_end(fd) (fdtab.h). false, with nothing
- * counted, once the host has shut the connection down for writes: kTLS (Linux 6.1)
- * would take the bytes, count them as sent and never send them, where TCP says
- * EPIPE. The count comes before the look at wr_closed, and a shutdown stores
- * wr_closed before it looks at the count, so one of the two always sees the other.
+ * A send of the host's that the kernel encrypts for c starts: counted in c->sending,
+ * with a reference, until atlas_conn_tx_end(c). kTLS lets one sender in at a time
+ * and keeps a blocked one in until the peer reads, and lets others in between a
+ * sendfile's pages: close_notify must not go while such a send runs. false, with
+ * nothing taken, once the host has shut the connection down for writes: kTLS
+ * (Linux 6.1) would take the bytes, count them as sent and never send them, where
+ * TCP says EPIPE. The count comes before the look at wr_closed, and a shutdown
+ * stores wr_closed before it looks at the count (atlas_conn_sending), all
+ * sequentially consistent: of the two, whoever comes second sees the first. A
+ * thread that ends inside the send (pthread_cancel, pthread_exit from a signal
+ * handler) ends it too, from a thread-specific key's destructor.
  */
-static inline bool atlas_conn_send_begin(struct atlas_conn *c, int fd)
+bool atlas_conn_tx_begin(struct atlas_conn *c);
+/* The send is over: the count and the reference go. errno is kept. */
+void atlas_conn_tx_end(struct atlas_conn *c);
+
+/* Is a send of the host's under way on c (kernel TX)? */
+static inline bool atlas_conn_sending(const struct atlas_conn *c)
 {
-	__atomic_add_fetch(&atlas_fdtab_sends[fd], 1, __ATOMIC_SEQ_CST);
-	if (!__atomic_load_n(&c->wr_closed, __ATOMIC_SEQ_CST))
-		return true;
-	atlas_fdtab_send_end(fd);
-	return false;
+	return __atomic_load_n(&c->sending, __ATOMIC_SEQ_CST) != 0;
 }
 
 void atlas_conn_get(struct atlas_conn *c);

@@ -1059,12 +1059,20 @@ static bool shut_for_writes(const struct atlas_conn *c)
 }
 
 /*
- * A send of the host's that the kernel encrypts: counted in flight while call runs,
- * as the hooks count their own (atlas_conn_send_begin); EPIPE after a shutdown.
+ * A send of the host's that the kernel encrypts: counted while call runs, as the
+ * hooks count their own (atlas_conn_tx_begin); EPIPE after a shutdown.
  */
-#define KERNEL_SEND(c, fd, call)                                                \
-	(atlas_conn_send_begin((c), (fd)) ? atlas_fdtab_send_done((fd), (call)) \
-					  : (errno = EPIPE, (ssize_t)-1))
+#define KERNEL_SEND(c, call)                  \
+	__extension__({                       \
+		ssize_t r_ = -1;              \
+		if (atlas_conn_tx_begin(c)) { \
+			r_ = (call);          \
+			atlas_conn_tx_end(c); \
+		} else {                      \
+			errno = EPIPE;        \
+		}                             \
+		r_;                           \
+	})
 
 ssize_t atlas_engine_send(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,
 			  int flags)
@@ -1083,7 +1091,7 @@ ssize_t atlas_engine_send(struct atlas_conn *c, int fd, const struct iovec *iov,
 		struct msghdr msg = { .msg_iov = (struct iovec *)iov,
 				      .msg_iovlen = (size_t)iovcnt };
 
-		return KERNEL_SEND(c, fd, atlas_real.sendmsg(fd, &msg, flags));
+		return KERNEL_SEND(c, atlas_real.sendmsg(fd, &msg, flags));
 	}
 	return send_iov(c, fd, iov, iovcnt, flags, false);
 }
@@ -1148,7 +1156,7 @@ ssize_t atlas_engine_sendfile(struct atlas_conn *c, int fd, int in_fd, off_t *of
 	if (shut_for_writes(c))
 		return -1;
 	if (kernel_tx(c))
-		return KERNEL_SEND(c, fd, atlas_real.sendfile(fd, in_fd, offset, count));
+		return KERNEL_SEND(c, atlas_real.sendfile(fd, in_fd, offset, count));
 	return atlas_emul_sendfile(&sink, in_fd, offset, count);
 }
 
@@ -1167,7 +1175,7 @@ ssize_t atlas_engine_splice_to(struct atlas_conn *c, int fd, int pipe_in, loff_t
 	if (shut_for_writes(c))
 		return -1;
 	if (kernel_tx(c))
-		return KERNEL_SEND(c, fd, atlas_real.splice(pipe_in, off_in, fd, NULL, len, flags));
+		return KERNEL_SEND(c, atlas_real.splice(pipe_in, off_in, fd, NULL, len, flags));
 	return atlas_emul_splice_to(&sink, pipe_in, off_in, len, flags);
 }
 
@@ -1207,7 +1215,7 @@ enum notify_wait {
 
 /*
  * Sends close_notify once; true when it went (or needs not). On kernel TX it goes only
- * when none of the host's sends is in flight (atlas_fdtab_sending) and there is room,
+ * when none of the host's sends is in flight (atlas_conn_sending) and there is room,
  * or not at all: the FIN then ends the stream. kTLS lets one sender in at a time and
  * keeps a blocked one in until the peer reads, so close_notify would wait behind it;
  * a sendfile lets it in between two pages, inside the host's stream.
@@ -1235,7 +1243,7 @@ static bool send_close_notify(struct atlas_conn *c, int fd, enum notify_wait how
 				break;
 		} else if (c->tx_closed) {
 			break;
-		} else if (atlas_fdtab_sending(c, fd)) {
+		} else if (atlas_conn_sending(c)) {
 			full = true;
 			if (how == NOTIFY_NOW)
 				break;
@@ -1331,7 +1339,7 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 	if (how != SHUT_RD && closes_abortively(fd)) {
 		if (!kernel_tx(c))
 			return 0;
-		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_SEQ_CST);
 		return atlas_real.shutdown(fd, how);
 	}
 	if (how == SHUT_WR || how == SHUT_RDWR) {
@@ -1345,7 +1353,7 @@ int atlas_engine_shutdown(struct atlas_conn *c, int fd, int how)
 		 */
 		pthread_mutex_lock(&c->lock);
 		userspace = !kernel_tx(c);
-		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_SEQ_CST);
 		if (userspace)
 			__atomic_store_n(&c->shut_wr, 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&c->lock);
@@ -1410,7 +1418,7 @@ done:
 		return;
 	/* A send of the host's that looked at c before the close must not follow close_notify. */
 	if (kernel_tx(c))
-		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->wr_closed, 1, __ATOMIC_SEQ_CST);
 	if (!send_close_notify(c, fd, NOTIFY_NOW))
 		atlas_linger_adopt(c, fd, true);
 }

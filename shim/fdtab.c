@@ -23,7 +23,6 @@ struct atlas_conn **atlas_fdtab_slots;
 size_t atlas_fdtab_size;
 /* Per slot: did the host ask for close-on-exec on this fd? (Atlas forces it meanwhile.) */
 static unsigned char *host_cloexec;
-unsigned *atlas_fdtab_sends;
 size_t atlas_fdtab_high;
 
 static pthread_mutex_t stripes[ATLAS_FDTAB_STRIPES];
@@ -57,9 +56,10 @@ static void fdtab_child(void)
 	for (size_t fd = 0; fd < atlas_fdtab_high; fd++) {
 		struct atlas_conn *c = atlas_fdtab_slots[fd];
 
-		if (c != NULL)
+		if (c != NULL) {
 			pthread_mutex_init(&c->lock, NULL);
-		atlas_fdtab_sends[fd] = 0; /* the parent's threads' sends are not the child's */
+			c->sending = 0; /* the parent's threads' sends are not the child's */
+		}
 	}
 	atlas_ready_after_fork();
 	fdtab_postfork();
@@ -107,13 +107,6 @@ int atlas_fdtab_init(void)
 		munmap(p, n * sizeof(*atlas_fdtab_slots));
 		return -1;
 	}
-	atlas_fdtab_sends = mmap(NULL, n * sizeof(*atlas_fdtab_sends), PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (atlas_fdtab_sends == MAP_FAILED) {
-		munmap(p, n * sizeof(*atlas_fdtab_slots));
-		munmap(host_cloexec, n);
-		return -1;
-	}
 	atlas_fdtab_slots = p;
 	__atomic_store_n(&atlas_fdtab_size, n, __ATOMIC_RELEASE);
 	return 0;
@@ -125,9 +118,7 @@ void atlas_fdtab_fini(void)
 		return;
 	munmap(atlas_fdtab_slots, atlas_fdtab_size * sizeof(*atlas_fdtab_slots));
 	munmap(host_cloexec, atlas_fdtab_size);
-	munmap(atlas_fdtab_sends, atlas_fdtab_size * sizeof(*atlas_fdtab_sends));
 	atlas_fdtab_slots = NULL;
-	atlas_fdtab_sends = NULL;
 	atlas_fdtab_size = 0;
 	atlas_fdtab_high = 0;
 }
@@ -193,23 +184,4 @@ void atlas_fdtab_give_back_cloexec(struct atlas_conn *c, int fd)
 	for (size_t i = 0; i < high; i++)
 		if (atlas_fdtab_peek((int)i) == c && !host_cloexec[i])
 			atlas_real.fcntl((int)i, F_SETFD, 0);
-}
-
-bool atlas_fdtab_sending(struct atlas_conn *c, int fd)
-{
-	size_t high;
-
-	/* Against the hooks' count-then-read of wr_closed: whoever comes second sees the first. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if ((size_t)fd < atlas_fdtab_size &&
-	    __atomic_load_n(&atlas_fdtab_sends[fd], __ATOMIC_RELAXED))
-		return true;
-	if (__atomic_load_n(&c->fds, __ATOMIC_RELAXED) <= 1)
-		return false; /* the usual case: no other fd, no scan */
-	high = __atomic_load_n(&atlas_fdtab_high, __ATOMIC_RELAXED);
-	for (size_t i = 0; i < high; i++)
-		if (atlas_fdtab_peek((int)i) == c &&
-		    __atomic_load_n(&atlas_fdtab_sends[i], __ATOMIC_RELAXED))
-			return true;
-	return false;
 }

@@ -12,7 +12,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <sys/types.h>
 
 struct atlas_conn;
 
@@ -66,31 +65,5 @@ struct atlas_conn *atlas_fdtab_take(int fd);
  */
 void atlas_fdtab_note_cloexec(int fd, bool cloexec);
 void atlas_fdtab_give_back_cloexec(struct atlas_conn *c, int fd);
-
-/*
- * The host's sends in flight on each fd whose connection the kernel encrypts for:
- * the hooks count libc's call while it runs (atlas_conn_send_begin, conn.h), so
- * that close_notify neither waits behind one nor lands inside one. kTLS lets one
- * sender in at a time, and keeps it in while it waits for room (on a blocking fd,
- * until the peer reads); a sendfile lets others in between its pages. Per fd
- * number, not per connection: the hooks take no reference, and a close in
- * another thread may free the connection while the call runs.
- */
-extern unsigned *atlas_fdtab_sends;
-
-static inline void atlas_fdtab_send_end(int fd)
-{
-	__atomic_sub_fetch(&atlas_fdtab_sends[fd], 1, __ATOMIC_RELEASE);
-}
-
-/* A counted send on fd returned r: no longer in flight. errno is kept. */
-static inline ssize_t atlas_fdtab_send_done(int fd, ssize_t r)
-{
-	atlas_fdtab_send_end(fd);
-	return r;
-}
-
-/* Is a send of the host's in flight on fd, or on another fd of c? */
-bool atlas_fdtab_sending(struct atlas_conn *c, int fd);
 
 #endif

@@ -74,24 +74,48 @@ static inline bool ours_cork(int fd)
 /* Where a send on fd goes. */
 enum tx_route {
 	TX_LIBC,   /* not ours: libc's function, nothing else */
-	TX_KERNEL, /* kernel TLS encrypts: libc's function, counted in flight until it returns */
+	TX_KERNEL, /* kernel TLS encrypts: libc's function, the send counted until tx_done */
 	TX_ATLAS,  /* the engine: userspace TLS, a handshake to finish, or a shut-down stream */
 };
 
+/* route_tx's slow half: a connection the kernel encrypts for, taken for the send. */
+static enum tx_route kernel_tx_begin(int fd, struct atlas_conn **kc)
+{
+	struct atlas_conn *c = atlas_fdtab_get(fd);
+	enum tx_route t;
+
+	if (c == NULL)
+		return TX_LIBC; /* closed meanwhile: the kernel answers for the fd */
+	t = TX_ATLAS;
+	if (atlas_conn_path(c) >= ATLAS_PATH_KERNEL_TX && atlas_conn_tx_begin(c)) {
+		*kc = c; /* atlas_conn_tx_begin holds its own reference */
+		t = TX_KERNEL;
+	}
+	atlas_conn_put(c);
+	return t;
+}
+
 /*
- * Once kernel TX has a connection, the host's own call is the fast path, counted
- * while it runs (atlas_conn_send_begin) so that close_notify keeps out of its way.
- * After the host's shutdown, the engine answers EPIPE.
+ * Once kernel TX has a connection, the host's own call goes to the kernel, counted
+ * with a reference while it runs (atlas_conn_tx_begin) so that close_notify keeps out
+ * of its way; after the host's shutdown, the engine answers EPIPE.
  */
-static inline enum tx_route route_tx(int fd)
+static inline enum tx_route route_tx(int fd, struct atlas_conn **kc)
 {
 	struct atlas_conn *c = atlas_fdtab_peek(fd);
 
 	if (__builtin_expect(c == NULL, 1) || atlas_crash_depth != 0)
 		return TX_LIBC;
-	if (atlas_conn_path(c) < ATLAS_PATH_KERNEL_TX || !atlas_conn_send_begin(c, fd))
+	if (atlas_conn_path(c) < ATLAS_PATH_KERNEL_TX)
 		return TX_ATLAS;
-	return TX_KERNEL;
+	return kernel_tx_begin(fd, kc);
+}
+
+/* A TX_KERNEL call returned r: the send is over. errno is kept. */
+static inline ssize_t tx_done(struct atlas_conn *kc, ssize_t r)
+{
+	atlas_conn_tx_end(kc);
+	return r;
 }
 
 /* Where a read on fd goes. */
@@ -447,16 +471,20 @@ ATLAS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 /*
  * recvmmsg(2): on a TLS fd, one recvmsg per message, as the kernel fills them from a
- * stream; MSG_WAITFORONE makes every message after the first non-blocking, and the
- * timeout (which the kernel looks at only between messages) is not applied. On any
- * other fd, libc's, and fds passed in ancillary data are taken as recvmsg takes them.
+ * stream (at most UIO_MAXIOV of them; at the end of the stream each further one
+ * reads 0, and the count is vlen, as the kernel's); MSG_WAITFORONE makes every
+ * message after the first non-blocking. The timeout, which the kernel looks at only
+ * between messages, is not applied; an error after the first message ends the call
+ * with what came, and the next call meets it again (a failed TLS stream stays
+ * failed). On any other fd, libc's, and fds passed in ancillary data are taken as
+ * recvmsg takes them.
  */
 ATLAS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 			struct timespec *timeout)
 {
 	unsigned int i;
 
-	if (route_rx(fd) == ROUTE_LIBC) {
+	if (route_rx(fd) == ROUTE_LIBC || vec == NULL) {
 		int n = REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
 
 		for (int k = 0; k < n; k++)
@@ -464,7 +492,9 @@ ATLAS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flag
 				each_passed_fd(&vec[k].msg_hdr, adopt_received);
 		return n;
 	}
-	for (i = 0; i < vlen && i <= INT_MAX - 1; i++) {
+	if (vlen > UIO_MAXIOV)
+		vlen = UIO_MAXIOV;
+	for (i = 0; i < vlen; i++) {
 		int f = flags & ~MSG_WAITFORONE;
 		ssize_t r;
 
@@ -472,11 +502,8 @@ ATLAS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flag
 			f |= MSG_DONTWAIT;
 		r = recvmsg(fd, &vec[i].msg_hdr, f);
 		if (r < 0)
-			return i > 0 ? (int)i
-				     : -1; /* as the kernel: the error waits for the next call */
+			return i > 0 ? (int)i : -1;
 		vec[i].msg_len = (unsigned int)r;
-		if (r == 0)
-			return (int)i + 1; /* end of stream */
 	}
 	return (int)i;
 }
@@ -509,23 +536,25 @@ static ssize_t tls_send_buf(int fd, const void *buf, size_t len, int flags)
 
 ATLAS_HOOK ssize_t write(int fd, const void *buf, size_t len)
 {
-	enum tx_route t = route_tx(fd);
+	struct atlas_conn *kc = NULL;
+	enum tx_route t = route_tx(fd, &kc);
 
 	if (__builtin_expect(t == TX_LIBC, 1))
 		return REAL(write)(fd, buf, len);
 	if (t == TX_KERNEL)
-		return atlas_fdtab_send_done(fd, REAL(write)(fd, buf, len));
+		return tx_done(kc, REAL(write)(fd, buf, len));
 	return tls_send_buf(fd, buf, len, 0);
 }
 
 ATLAS_HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	enum tx_route t = route_tx(fd);
+	struct atlas_conn *kc = NULL;
+	enum tx_route t = route_tx(fd, &kc);
 
 	if (__builtin_expect(t == TX_LIBC, 1))
 		return REAL(writev)(fd, iov, iovcnt);
 	if (t == TX_KERNEL)
-		return atlas_fdtab_send_done(fd, REAL(writev)(fd, iov, iovcnt));
+		return tx_done(kc, REAL(writev)(fd, iov, iovcnt));
 	if (iovcnt < 0 || iovcnt > IOV_MAX) {
 		errno = EINVAL;
 		return -1;
@@ -535,25 +564,26 @@ ATLAS_HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 
 ATLAS_HOOK ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-	enum tx_route t = route_tx(fd);
+	struct atlas_conn *kc = NULL;
+	enum tx_route t = route_tx(fd, &kc);
 
 	if (__builtin_expect(t == TX_LIBC, 1))
 		return REAL(send)(fd, buf, len, flags);
 	if (t == TX_KERNEL)
-		return atlas_fdtab_send_done(fd, REAL(send)(fd, buf, len, flags));
+		return tx_done(kc, REAL(send)(fd, buf, len, flags));
 	return tls_send_buf(fd, buf, len, flags);
 }
 
 ATLAS_HOOK ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SOCKADDR_ARG addr,
 			  socklen_t addrlen)
 {
-	enum tx_route t = route_tx(fd);
+	struct atlas_conn *kc = NULL;
+	enum tx_route t = route_tx(fd, &kc);
 
 	if (__builtin_expect(t == TX_LIBC, 1))
 		return REAL(sendto)(fd, buf, len, flags, addr.__sockaddr__, addrlen);
 	if (t == TX_KERNEL)
-		return atlas_fdtab_send_done(
-			fd, REAL(sendto)(fd, buf, len, flags, addr.__sockaddr__, addrlen));
+		return tx_done(kc, REAL(sendto)(fd, buf, len, flags, addr.__sockaddr__, addrlen));
 	/* A connected TCP socket ignores the address (tcp(7)); so do we. */
 	return tls_send_buf(fd, buf, len, flags);
 }
@@ -573,7 +603,8 @@ static ssize_t send_passing_fds(int fd, const struct msghdr *msg, int flags)
 
 ATLAS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	enum tx_route t = route_tx(fd);
+	struct atlas_conn *kc = NULL;
+	enum tx_route t = route_tx(fd, &kc);
 
 	if (t != TX_ATLAS) {
 		ssize_t r;
@@ -582,7 +613,7 @@ ATLAS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 			r = send_passing_fds(fd, msg, flags);
 		else
 			r = REAL(sendmsg)(fd, msg, flags);
-		return t == TX_KERNEL ? atlas_fdtab_send_done(fd, r) : r;
+		return t == TX_KERNEL ? tx_done(kc, r) : r;
 	}
 	if (msg->msg_iovlen > IOV_MAX) {
 		errno = EMSGSIZE;
@@ -593,19 +624,25 @@ ATLAS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 
 /*
  * sendmmsg(2): on a TLS fd, or with ancillary data that may pass fds, one sendmsg per
- * message through the hook above, as the kernel sends them; else libc's.
+ * message through the hook above, as the kernel sends them (at most UIO_MAXIOV, on
+ * after a partial send, and ending at the first error after one); else libc's.
  */
 ATLAS_HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
 	unsigned int i;
 
 	if (__builtin_expect(atlas_fdtab_peek(fd) == NULL, 1)) {
-		for (i = 0; i < vlen && vec[i].msg_hdr.msg_controllen == 0; i++)
+		for (i = 0; vec != NULL && i < vlen && vec[i].msg_hdr.msg_controllen == 0; i++)
 			;
-		if (i == vlen)
+		if (vec == NULL || i == vlen)
 			return REAL(sendmmsg)(fd, vec, vlen, flags);
+	} else if (vec == NULL) {
+		errno = EFAULT;
+		return -1;
 	}
-	for (i = 0; i < vlen && i <= INT_MAX - 1; i++) {
+	if (vlen > UIO_MAXIOV)
+		vlen = UIO_MAXIOV;
+	for (i = 0; i < vlen; i++) {
 		ssize_t r = sendmsg(fd, &vec[i].msg_hdr, flags);
 
 		if (r < 0)
@@ -629,23 +666,25 @@ static ssize_t tls_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 
 ATLAS_HOOK ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
-	enum tx_route t = route_tx(out_fd);
+	struct atlas_conn *kc = NULL;
+	enum tx_route t = route_tx(out_fd, &kc);
 
 	if (__builtin_expect(t == TX_LIBC, 1))
 		return REAL(sendfile)(out_fd, in_fd, offset, count);
 	if (t == TX_KERNEL)
-		return atlas_fdtab_send_done(out_fd, REAL(sendfile)(out_fd, in_fd, offset, count));
+		return tx_done(kc, REAL(sendfile)(out_fd, in_fd, offset, count));
 	return tls_sendfile(out_fd, in_fd, offset, count);
 }
 
 ATLAS_HOOK ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count)
 {
-	enum tx_route t = route_tx(out_fd);
+	struct atlas_conn *kc = NULL;
+	enum tx_route t = route_tx(out_fd, &kc);
 
 	if (__builtin_expect(t == TX_LIBC, 1))
 		return REAL(sendfile)(out_fd, in_fd, offset, count);
 	if (t == TX_KERNEL)
-		return atlas_fdtab_send_done(out_fd, REAL(sendfile)(out_fd, in_fd, offset, count));
+		return tx_done(kc, REAL(sendfile)(out_fd, in_fd, offset, count));
 	return tls_sendfile(out_fd, in_fd, offset, count);
 }
 
@@ -656,8 +695,9 @@ ATLAS_HOOK ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out
 	 * A direction the kernel has needs nothing of Atlas: the kernel splices, and only
 	 * a failure from kernel RX is looked at (a record that is not data).
 	 */
+	struct atlas_conn *kc = NULL;
 	enum route rin = route_rx(fd_in);
-	enum tx_route tout = route_tx(fd_out);
+	enum tx_route tout = route_tx(fd_out, &kc);
 	bool in = rin == ROUTE_ATLAS, out = tout == TX_ATLAS;
 	struct atlas_conn *c;
 	ssize_t r;
@@ -669,7 +709,7 @@ ATLAS_HOOK ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out
 
 		r = REAL(splice)(fd_in, off_in, fd_out, off_out, len, flags);
 		if (tout == TX_KERNEL)
-			atlas_fdtab_send_done(fd_out, r);
+			tx_done(kc, r);
 		if (r >= 0 || rin != ROUTE_KERNEL)
 			return r;
 		c = enter_kernel_rx(fd_in);
@@ -680,7 +720,7 @@ ATLAS_HOOK ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out
 		return r;
 	}
 	if (tout == TX_KERNEL) {
-		atlas_fdtab_send_done(fd_out, 0);
+		tx_done(kc, 0);
 		out = true; /* from a TLS socket to a TLS socket */
 	}
 	if (in && out) {

@@ -18,7 +18,6 @@
 
 #include "conn.h"
 #include "engine.h"
-#include "fdtab.h"
 #include "log.h"
 #include "ready.h"
 #include "real.h"
@@ -33,15 +32,8 @@
 
 struct lingering {
 	struct atlas_conn *c;
-	int fd;	     /* Atlas's duplicate */
-	int host_fd; /* the number the host closed */
+	int fd; /* Atlas's duplicate */
 	bool notify_only;
-	/*
-	 * A send of the host's was in flight on host_fd at the close (another thread's):
-	 * nothing goes until none is (atlas_fdtab_sends). Cleared the first time that is
-	 * so: a later count there is a new connection's under the reused number.
-	 */
-	bool host_sending;
 	bool done; /* linger_main's, between its look and its drop */
 	struct timespec deadline;
 };
@@ -81,23 +73,23 @@ static void log_notify_dropped(struct atlas_conn *c, int fd, const char *why)
 			  atlas_conn_describe(c, fd, who, sizeof(who)), why);
 }
 
-/* Is entry l waiting for a send of the host's to end? Clears host_sending once none is. */
-static bool waits_for_host(struct lingering *l)
-{
-	if (l->host_sending &&
-	    __atomic_load_n(&atlas_fdtab_sends[l->host_fd], __ATOMIC_ACQUIRE) == 0)
-		l->host_sending = false;
-	return l->host_sending;
-}
-
-/* Steps entry l, outside the lock (a kTLS send may wait there); sets l->done when it can go. */
+/*
+ * Steps entry l, outside the lock (a kTLS send may wait there); sets l->done when it
+ * can go. Nothing goes while a send of the host's, in another thread, is under way
+ * (atlas_conn_sending): close_notify would wait behind it or land inside it.
+ */
 static void step(struct lingering *l, short revents)
 {
 	bool expired = atlas_ms_until(&l->deadline) == 0;
+	bool host_sends = atlas_conn_sending(l->c);
 
-	if (!expired && (revents == 0 || waits_for_host(l)))
+	if (host_sends && (revents & (POLLERR | POLLHUP | POLLNVAL))) {
+		l->done = true; /* the connection failed: nothing more will go */
 		return;
-	if (!waits_for_host(l) && atlas_engine_linger_step(l->c, l->fd)) {
+	}
+	if (!expired && (revents == 0 || host_sends))
+		return;
+	if (!host_sends && atlas_engine_linger_step(l->c, l->fd)) {
 		l->done = true;
 		return;
 	}
@@ -106,7 +98,11 @@ static void step(struct lingering *l, short revents)
 	if (!l->notify_only)
 		log_gave_up(l->c, l->fd, "the client read nothing for a minute");
 	else
-		log_notify_dropped(l->c, l->fd, "no room for it within 3 s of the close");
+		log_notify_dropped(l->c, l->fd,
+				   host_sends
+					   ? "a send of the server's was still under way 3 s after "
+					     "the close"
+					   : "no room for it within 3 s of the close");
 	l->done = true;
 }
 
@@ -142,7 +138,7 @@ static void *linger_main(void *arg)
 			int left = atlas_ms_until(&snap[i].deadline);
 
 			p[i + 1] = (struct pollfd){ .fd = snap[i].fd, .events = POLLOUT };
-			if (waits_for_host(&snap[i])) {
+			if (atlas_conn_sending(snap[i].c)) {
 				/* No event says that a send has ended: look again in a few ms. */
 				p[i + 1].events = 0;
 				left = left < 5 ? left : 5;
@@ -160,8 +156,6 @@ static void *linger_main(void *arg)
 		for (unsigned i = n; i-- > 0;) {
 			if (snap[i].done)
 				drop(i);
-			else
-				list[i].host_sending = snap[i].host_sending;
 		}
 		pthread_mutex_unlock(&lock);
 		free(snap);
@@ -306,8 +300,6 @@ void atlas_linger_adopt(struct atlas_conn *c, int fd, bool notify_only)
 	atlas_conn_get(c);
 	list[count].c = c;
 	list[count].fd = keep;
-	list[count].host_fd = fd;
-	list[count].host_sending = __atomic_load_n(&atlas_fdtab_sends[fd], __ATOMIC_ACQUIRE) != 0;
 	list[count].notify_only = notify_only;
 	list[count].done = false;
 	clock_gettime(CLOCK_MONOTONIC, &list[count].deadline);
@@ -319,7 +311,7 @@ void atlas_linger_adopt(struct atlas_conn *c, int fd, bool notify_only)
 		if (notify_only)
 			atlas_log(ATLAS_LOG_DEBUG,
 				  "%s: closed %s: sending close_notify after close", who,
-				  list[count].host_sending
+				  atlas_conn_sending(c)
 					  ? "while another thread's send was under way"
 					  : "with the socket full");
 		else

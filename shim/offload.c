@@ -192,8 +192,8 @@ static ssize_t handle_record(struct atlas_conn *c, int fd, unsigned char type,
 			 * A send of the host's still in flight (a blocked one would hold this
 			 * one back until the client reads) gets the FIN alone.
 			 */
-			__atomic_store_n(&c->wr_closed, 1, __ATOMIC_RELAXED);
-			if (!atlas_fdtab_sending(c, fd))
+			__atomic_store_n(&c->wr_closed, 1, __ATOMIC_SEQ_CST);
+			if (!atlas_conn_sending(c))
 				atlas_offload_close_notify(c, fd);
 			atlas_real.shutdown(fd, SHUT_RDWR);
 			return end_rx(c, ECONNRESET);

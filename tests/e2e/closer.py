@@ -20,7 +20,8 @@ and 32-ktls-apps (kernel path, inside UML).
                                 "got N, END", END one of close_notify, eof (a FIN
                                 without close_notify), reset, timeout.
                                 For tests/e2e/progs/txrace.c's modes (write-close,
-                                sendfile-close, write-shut, sendfile-shut) the line is
+                                sendfile-close, write-shut, sendfile-shut, and the
+                                dup- and cancel ones) the line is
                                 the mode, the receive buffer 64 KiB, and the wait 1 s
                                 (*-shut: no wait, but a slow reader: 64 KiB each 20 ms).
 """
@@ -69,7 +70,8 @@ def fetch(port, ca, mode):
     ctx = ssl.create_default_context(cafile=ca)
     # Debian's python 3.11 sets this by default: a FIN without close_notify would read as b"".
     ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
-    txrace = mode in ("write-close", "sendfile-close", "write-shut", "sendfile-shut")
+    txrace = mode in ("write-close", "sendfile-close", "write-shut", "sendfile-shut",
+                      "dup-write-close", "dup-sendfile-close", "write-cancel")
     raw = socket.socket()
     if txrace:
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)

@@ -550,8 +550,8 @@ static void fork_child_can_lock_a_conn_another_thread_held(void **state)
 	close_slot(f->fd, h.c);
 }
 
-/* A send counted on either fd of a connection is seen from both, and ends. */
-static void sends_in_flight_are_seen_from_every_fd(void **state)
+/* A send counts on the connection, whichever fd it came on, also after that fd's close. */
+static void a_send_in_flight_counts_on_the_connection(void **state)
 {
 	struct fixture *f = *state;
 	struct atlas_conn *c = new_conn();
@@ -559,25 +559,24 @@ static void sends_in_flight_are_seen_from_every_fd(void **state)
 
 	assert_true(fd2 >= 0);
 	set_slot(f->fd, c);
-	atlas_conn_put(c);
-	assert_false(atlas_fdtab_sending(c, f->fd));
-	assert_true(atlas_conn_send_begin(c, f->fd));
-	assert_true(atlas_fdtab_sending(c, f->fd));
-	assert_int_equal(atlas_fdtab_send_done(f->fd, 42), 42);
-	assert_false(atlas_fdtab_sending(c, f->fd));
-	/* On a dup: seen from the other fd only while both are the connection's. */
 	set_slot(fd2, c);
-	assert_true(atlas_conn_send_begin(c, fd2));
-	assert_true(atlas_fdtab_sending(c, f->fd));
+	atlas_conn_put(c);
+	assert_false(atlas_conn_sending(c));
+	assert_true(atlas_conn_tx_begin(c)); /* a send on fd2 */
+	assert_true(atlas_conn_sending(c));
+	assert_int_equal(c->refs, 3); /* two fd slots and the send */
 	close_slot(fd2, c);
-	assert_false(atlas_fdtab_sending(c, f->fd));
-	assert_true(atlas_fdtab_sending(c, fd2)); /* the fd's own count stays until the send ends */
-	atlas_fdtab_send_end(fd2);
 	close(fd2);
+	assert_true(atlas_conn_sending(c)); /* fd2 closed under the send: still under way */
+	errno = EAGAIN;
+	atlas_conn_tx_end(c);
+	assert_int_equal(errno, EAGAIN); /* the send's errno is kept */
+	assert_false(atlas_conn_sending(c));
+	assert_int_equal(c->refs, 1);
 	close_slot(f->fd, c);
 }
 
-/* After the host's shutdown a send is not counted, and says so (the hooks then answer EPIPE). */
+/* After the host's shutdown no send begins, and nothing is taken (the hooks then say EPIPE). */
 static void no_send_begins_after_a_shutdown(void **state)
 {
 	struct fixture *f = *state;
@@ -586,8 +585,9 @@ static void no_send_begins_after_a_shutdown(void **state)
 	set_slot(f->fd, c);
 	atlas_conn_put(c);
 	c->wr_closed = 1;
-	assert_false(atlas_conn_send_begin(c, f->fd));
-	assert_false(atlas_fdtab_sending(c, f->fd));
+	assert_false(atlas_conn_tx_begin(c));
+	assert_false(atlas_conn_sending(c));
+	assert_int_equal(c->refs, 1);
 	close_slot(f->fd, c);
 }
 
@@ -601,16 +601,38 @@ static void fork_child_has_no_send_in_flight(void **state)
 
 	set_slot(f->fd, c);
 	atlas_conn_put(c);
-	assert_true(atlas_conn_send_begin(c, f->fd));
+	assert_true(atlas_conn_tx_begin(c));
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
-		_exit(atlas_fdtab_sending(c, f->fd) ? 1 : 0);
+		_exit(atlas_conn_sending(c) ? 1 : 0);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_true(atlas_fdtab_sending(c, f->fd));
-	atlas_fdtab_send_end(f->fd);
+	assert_true(atlas_conn_sending(c));
+	atlas_conn_tx_end(c);
+	close_slot(f->fd, c);
+}
+
+static void *exit_inside_a_send(void *arg)
+{
+	assert_true(atlas_conn_tx_begin(arg));
+	pthread_exit(NULL); /* as pthread_cancel ends a thread blocked in write() */
+}
+
+/* A thread that ends inside a send ends the send: its count and its reference go. */
+static void a_thread_that_ends_inside_a_send_ends_it(void **state)
+{
+	struct fixture *f = *state;
+	struct atlas_conn *c = new_conn();
+	pthread_t t;
+
+	set_slot(f->fd, c);
+	atlas_conn_put(c);
+	assert_int_equal(pthread_create(&t, NULL, exit_inside_a_send, c), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_false(atlas_conn_sending(c));
+	assert_int_equal(c->refs, 1);
 	close_slot(f->fd, c);
 }
 
@@ -639,9 +661,10 @@ int main(void)
 		T(fork_child_can_lock_a_conn_another_thread_held),
 		T(give_back_cloexec_restores_each_fds_own_choice),
 		T(give_back_cloexec_single_fd),
-		T(sends_in_flight_are_seen_from_every_fd),
+		T(a_send_in_flight_counts_on_the_connection),
 		T(no_send_begins_after_a_shutdown),
 		T(fork_child_has_no_send_in_flight),
+		T(a_thread_that_ends_inside_a_send_ends_it),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,10 +11,14 @@
  *                   main thread closes the fd;
  *   sendfile-close  the same with sendfile() of FILE (8 MiB);
  *   write-shut      the same write, and shutdown(SHUT_WR) instead of the close;
- *   sendfile-shut   the same sendfile, and shutdown(SHUT_WR) instead of the close.
+ *   sendfile-shut   the same sendfile, and shutdown(SHUT_WR) instead of the close;
+ *   dup-write-close, dup-sendfile-close  the send goes on a dup() of the fd, and the
+ *                   main thread closes that dup, then the fd (N: both closes);
+ *   write-cancel    the writing thread is cancelled (pthread_cancel) in its write and
+ *                   joined, then the main thread closes the fd (N: the close).
  *
  * Prints "txrace: MODE took N ms, the send returned R" on stdout once the sending
- * thread has returned: N is the close's or the shutdown's own time.
+ * thread has returned (R: -1 for a cancelled one).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -69,7 +73,7 @@ static void serve(int fd, const char *path, const char *buf)
 	int sndbuf = 64 * 1024;
 	pthread_t t;
 	double t0, took;
-	bool shut;
+	bool shut, cancel;
 	ssize_t n;
 
 	n = read(fd, mode, sizeof(mode) - 1);
@@ -81,20 +85,32 @@ static void serve(int fd, const char *path, const char *buf)
 	mode[strcspn(mode, "\r\n")] = '\0';
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	shut = strstr(mode, "-shut") != NULL;
-	if (strncmp(mode, "sendfile-", 9) == 0 && (s.file = open(path, O_RDONLY)) < 0) {
+	cancel = strcmp(mode, "write-cancel") == 0;
+	if (strstr(mode, "sendfile-") != NULL && (s.file = open(path, O_RDONLY)) < 0) {
 		perror(path);
 		close(fd);
 		return;
 	}
+	if (strncmp(mode, "dup-", 4) == 0)
+		s.fd = dup(fd);
+	s.result = -1;
 	pthread_create(&t, NULL, send_all, &s);
 	usleep(300 * 1000);
+	if (cancel) {
+		pthread_cancel(t);
+		pthread_join(t, NULL);
+	}
 	t0 = now_ms();
-	if (shut)
+	if (shut) {
 		shutdown(fd, SHUT_WR);
-	else
+	} else {
+		if (s.fd != fd)
+			close(s.fd);
 		close(fd);
+	}
 	took = now_ms() - t0;
-	pthread_join(t, NULL);
+	if (!cancel)
+		pthread_join(t, NULL);
 	if (shut)
 		close(fd);
 	if (s.file >= 0)
