@@ -65,7 +65,6 @@ bool atlas_conn_tx_begin(struct atlas_conn *c)
 		__atomic_sub_fetch(&c->sending, 1, __ATOMIC_RELEASE);
 		return false;
 	}
-	atlas_conn_get(c);
 	pthread_once(&tx_once, tx_key_create);
 	/* One per thread: a send from a signal handler inside another leaves the outer one out. */
 	if (tx_key_made)

@@ -60,7 +60,7 @@ struct atlas_conn {
 	/* The process that owns the TLS session (accepted or handshook it). */
 	pid_t pid;
 	/*
-	 * Kernel TX: the host's sends in flight, each holding a reference (atlas_conn_tx_begin).
+	 * Kernel TX: the host's sends in flight, each with a reference (atlas_conn_tx_begin).
 	 * Atomic. close_notify goes only while there is none (engine.c). 16 bits: with port,
 	 * it fills what would be padding before peer.
 	 */
@@ -176,8 +176,9 @@ static inline void atlas_conn_set_path(struct atlas_conn *c, enum atlas_path pat
 }
 
 /*
- * A send of the host's that the kernel encrypts for c starts: counted in c->sending,
- * with a reference, until atlas_conn_tx_end(c). kTLS lets one sender in at a time
+ * A send of the host's that the kernel encrypts for c starts: counted in c->sending
+ * until atlas_conn_tx_end(c), which also drops a reference of the caller's that the
+ * send took over (the caller takes one for it). kTLS lets one sender in at a time
  * and keeps a blocked one in until the peer reads, and lets others in between a
  * sendfile's pages: close_notify must not go while such a send runs. false, with
  * nothing taken, once the host has shut the connection down for writes: kTLS
@@ -188,7 +189,7 @@ static inline void atlas_conn_set_path(struct atlas_conn *c, enum atlas_path pat
  * thread that ends inside the send (pthread_cancel, pthread_exit from a signal
  * handler) ends it too, from a thread-specific key's destructor.
  */
-bool atlas_conn_tx_begin(struct atlas_conn *c);
+bool atlas_conn_tx_begin(struct atlas_conn *c); /* false: the reference stays the caller's */
 /* The send is over: the count and the reference go. errno is kept. */
 void atlas_conn_tx_end(struct atlas_conn *c);
 

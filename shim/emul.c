@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@ ssize_t atlas_emul_sendfile(const struct atlas_emul_sink *sink, int in_fd, off_t
 	char small[ATLAS_EMUL_CHUNK];
 	char *buf = small, *big = NULL;
 	size_t done = 0, step = sizeof(small);
+	bool failed = false;
 	off_t pos;
 
 	if (offset != NULL) {
@@ -31,9 +33,6 @@ ssize_t atlas_emul_sendfile(const struct atlas_emul_sink *sink, int in_fd, off_t
 			return -1;
 		}
 	}
-	/* From the heap: a host thread's stack may be small. Without it, one chunk at a time. */
-	if (count > sizeof(small) && (big = malloc(ATLAS_EMUL_READ)) != NULL)
-		buf = big;
 	while (done < count) {
 		size_t want = count - done < step ? count - done : step;
 		ssize_t got = atlas_real.pread(in_fd, buf, want, pos + (off_t)done);
@@ -42,23 +41,38 @@ ssize_t atlas_emul_sendfile(const struct atlas_emul_sink *sink, int in_fd, off_t
 		if (got < 0) {
 			if (errno == ESPIPE)
 				errno = EINVAL;
-			if (done > 0)
-				break;
-			return -1;
+			failed = done == 0;
+			break;
 		}
 		if (got == 0)
 			break; /* end of file */
 		sent = sink->send(sink->ctx, buf, (size_t)got, false);
 		if (sent < 0) {
-			if (done > 0)
-				break;
-			return -1;
+			failed = done == 0;
+			break;
 		}
 		done += (size_t)sent;
 		if (sent < got)
 			break; /* the socket is full: report what went */
-		if (big != NULL && step < ATLAS_EMUL_READ)
-			step *= 2;
+		/*
+		 * The sink took it all: read more at once next time, into the heap (a host
+		 * thread's stack may be small). Without memory, one chunk at a time.
+		 */
+		if (step < ATLAS_EMUL_READ && count - done > step) {
+			if (big == NULL)
+				big = malloc(ATLAS_EMUL_READ);
+			if (big != NULL) {
+				buf = big;
+				step *= 2;
+			}
+		}
+	}
+	if (failed) {
+		int saved = errno;
+
+		free(big);
+		errno = saved;
+		return -1;
 	}
 	free(big);
 	if (offset != NULL)

@@ -1062,16 +1062,18 @@ static bool shut_for_writes(const struct atlas_conn *c)
  * A send of the host's that the kernel encrypts: counted while call runs, as the
  * hooks count their own (atlas_conn_tx_begin); EPIPE after a shutdown.
  */
-#define KERNEL_SEND(c, call)                  \
-	__extension__({                       \
-		ssize_t r_ = -1;              \
-		if (atlas_conn_tx_begin(c)) { \
-			r_ = (call);          \
-			atlas_conn_tx_end(c); \
-		} else {                      \
-			errno = EPIPE;        \
-		}                             \
-		r_;                           \
+#define KERNEL_SEND(c, call)                                             \
+	__extension__({                                                  \
+		ssize_t r_ = -1;                                         \
+		atlas_conn_get(c); /* the send's own: tx_end drops it */ \
+		if (atlas_conn_tx_begin(c)) {                            \
+			r_ = (call);                                     \
+			atlas_conn_tx_end(c);                            \
+		} else {                                                 \
+			atlas_conn_put(c);                               \
+			errno = EPIPE;                                   \
+		}                                                        \
+		r_;                                                      \
 	})
 
 ssize_t atlas_engine_send(struct atlas_conn *c, int fd, const struct iovec *iov, int iovcnt,

@@ -82,17 +82,15 @@ enum tx_route {
 static enum tx_route kernel_tx_begin(int fd, struct atlas_conn **kc)
 {
 	struct atlas_conn *c = atlas_fdtab_get(fd);
-	enum tx_route t;
 
 	if (c == NULL)
 		return TX_LIBC; /* closed meanwhile: the kernel answers for the fd */
-	t = TX_ATLAS;
 	if (atlas_conn_path(c) >= ATLAS_PATH_KERNEL_TX && atlas_conn_tx_begin(c)) {
-		*kc = c; /* atlas_conn_tx_begin holds its own reference */
-		t = TX_KERNEL;
+		*kc = c; /* the reference goes with the send, to tx_done */
+		return TX_KERNEL;
 	}
 	atlas_conn_put(c);
-	return t;
+	return TX_ATLAS;
 }
 
 /*
@@ -622,32 +620,44 @@ ATLAS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	return tls_send(fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
 }
 
+/* A message's bytes: sendmmsg stops after one that went only in part, as the kernel. */
+static size_t msg_bytes(const struct msghdr *msg)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < msg->msg_iovlen; i++)
+		n += msg->msg_iov[i].iov_len;
+	return n;
+}
+
 /*
  * sendmmsg(2): on a TLS fd, or with ancillary data that may pass fds, one sendmsg per
- * message through the hook above, as the kernel sends them (at most UIO_MAXIOV, on
- * after a partial send, and ending at the first error after one); else libc's.
+ * message through the hook above, as the kernel sends them: at most UIO_MAXIOV, up to
+ * the first message that went only in part, and ending at the first error after one.
+ * Else libc's.
  */
 ATLAS_HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
 	unsigned int i;
 
-	if (__builtin_expect(atlas_fdtab_peek(fd) == NULL, 1)) {
-		for (i = 0; vec != NULL && i < vlen && vec[i].msg_hdr.msg_controllen == 0; i++)
-			;
-		if (vec == NULL || i == vlen)
-			return REAL(sendmmsg)(fd, vec, vlen, flags);
-	} else if (vec == NULL) {
-		errno = EFAULT;
-		return -1;
-	}
 	if (vlen > UIO_MAXIOV)
 		vlen = UIO_MAXIOV;
+	if (vec == NULL || vlen == 0)
+		return REAL(sendmmsg)(fd, vec, vlen, flags); /* nothing to send: EFAULT, or 0 */
+	if (__builtin_expect(atlas_fdtab_peek(fd) == NULL, 1)) {
+		for (i = 0; i < vlen && vec[i].msg_hdr.msg_controllen == 0; i++)
+			;
+		if (i == vlen)
+			return REAL(sendmmsg)(fd, vec, vlen, flags);
+	}
 	for (i = 0; i < vlen; i++) {
 		ssize_t r = sendmsg(fd, &vec[i].msg_hdr, flags);
 
 		if (r < 0)
 			return i > 0 ? (int)i : -1;
 		vec[i].msg_len = (unsigned int)r;
+		if ((size_t)r < msg_bytes(&vec[i].msg_hdr))
+			return (int)i + 1;
 	}
 	return (int)i;
 }

@@ -84,7 +84,8 @@ static void step(struct lingering *l, short revents)
 	bool host_sends = atlas_conn_sending(l->c);
 
 	if (host_sends && (revents & (POLLERR | POLLHUP | POLLNVAL))) {
-		l->done = true; /* the connection failed: nothing more will go */
+		log_notify_dropped(l->c, l->fd, "the connection failed while a send was under way");
+		l->done = true; /* nothing more will go */
 		return;
 	}
 	if (!expired && (revents == 0 || host_sends))

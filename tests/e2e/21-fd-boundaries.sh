@@ -103,6 +103,34 @@ if serve mmsg; then
 		bad "mmsg: the server exited $status (a message short, or a call failed)"
 fi
 
+if serve mmsg-partial; then
+	# A message that goes only in part ends sendmmsg there, as in the kernel: a server
+	# that resumes it, then sends the next, keeps the stream in order (ea634bf went on
+	# to the next message, and the marker came inside the 8 MiB).
+	got=$(timeout 30 /usr/bin/python3 - "$port" "$tmp/cert.pem" <<'PYEOF' 2>&1
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20),
+                    server_hostname="localhost")
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+time.sleep(0.5)
+data = bytearray()
+while chunk := s.recv(1 << 20):
+    data += chunk
+want = b"a" * (8 << 20) + b"MARKER\n"
+print("in order" if data == want else f"got {len(data)} bytes, marker at {data.find(b'MARKER')}")
+PYEOF
+	)
+	wait "${pids[-1]}"
+	status=$?
+	if [ "$got" = "in order" ] && [ "$status" -eq 0 ] &&
+		grep -q '^mmsg-partial: sendmmsg returned 1$' "$tmp/mmsg-partial.err"; then
+		ok "sendmmsg stops at a message sent in part (returns 1), and the resumed stream is in order"
+	else
+		bad "sendmmsg cut by SO_SNDTIMEO: client: $got; server exit $status; $(grep mmsg-partial "$tmp/mmsg-partial.err")"
+	fi
+fi
+
 if serve exec; then
 	# Raw bytes on the wire: nothing the exec'd child wrote may appear in clear, and the
 	# client must see an error (a reset), not a response that looks complete.

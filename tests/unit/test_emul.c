@@ -433,6 +433,34 @@ static void sendfile_reads_grow_to_the_bound(void **state)
 	assert_int_equal(sink_state.calls, 5); /* 16, 32, 64, 64 and 4 KiB */
 }
 
+/* A full socket at once on a large count: EAGAIN, and nothing kept (valgrind and ASan runs). */
+static void sendfile_large_count_full_sink_at_once_is_eagain(void **state)
+{
+	struct fixture *f = *state;
+	int fd = make_file(f, 4 * ATLAS_EMUL_CHUNK);
+	off_t off = 0;
+
+	sink_state.ok_calls = 0;
+	errno = 0;
+	assert_int_equal(atlas_emul_sendfile(&sink, fd, &off, 4 * ATLAS_EMUL_CHUNK), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(off, 0);
+}
+
+/* A full socket after the reads have grown: the count of what went, and nothing kept. */
+static void sendfile_full_sink_after_grown_reads_reports_what_went(void **state)
+{
+	struct fixture *f = *state;
+	int fd = make_file(f, 8 * ATLAS_EMUL_CHUNK);
+	off_t off = 0;
+
+	sink_state.ok_calls = 2; /* 16 KiB, then 32 KiB, then EAGAIN */
+	assert_int_equal(atlas_emul_sendfile(&sink, fd, &off, 8 * ATLAS_EMUL_CHUNK),
+			 3 * ATLAS_EMUL_CHUNK);
+	assert_int_equal(off, 3 * ATLAS_EMUL_CHUNK);
+	assert_sink_holds(pattern, 3 * ATLAS_EMUL_CHUNK);
+}
+
 /* A sink that takes part of a grown read ends the call there, counting what it took. */
 static void sendfile_grown_read_cut_by_a_full_sink_counts_what_went(void **state)
 {
@@ -719,6 +747,8 @@ int main(void)
 		T(sendfile_many_chunks_move_every_byte_in_order),
 		T(sendfile_reads_grow_to_the_bound),
 		T(sendfile_grown_read_cut_by_a_full_sink_counts_what_went),
+		T(sendfile_large_count_full_sink_at_once_is_eagain),
+		T(sendfile_full_sink_after_grown_reads_reports_what_went),
 		T(sendfile_many_chunks_without_offset_advance_the_position),
 		T(splice_to_with_offset_is_espipe),
 		T(splice_to_len_0_returns_0),

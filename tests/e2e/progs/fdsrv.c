@@ -12,6 +12,12 @@
  *   mmsg   reads the request with recvmmsg(2) (two messages, MSG_WAITFORONE),
  *          tries to pass the socket to itself with sendmmsg(2) and SCM_RIGHTS,
  *          and answers with sendmmsg(2), the head and the body as two messages
+ *   mmsg-partial  after the request, SO_SNDTIMEO 200 ms and one sendmmsg(2) of
+ *          two messages, 8 MiB of 'a' then "MARKER\n", to a client that reads only
+ *          after 0.5 s: the first message goes in part, and the kernel stops there
+ *          (it returns 1). The server then sends the rest of each message it was
+ *          told went in part, and every message it was not told went, in order,
+ *          and closes: the client must read the 8 MiB, then the marker
  *   handoff  hands the connection to a worker, as a prefork server's acceptor
  *          does: before accept it forks a worker, joined to it by a
  *          socketpair(AF_UNIX, SOCK_STREAM); after reading the request (which
@@ -35,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -131,6 +138,41 @@ static const char *try_pass(int s)
 	if (send_fd(sv[0], s, false) >= 0)
 		return "pass: sendmsg passed the TLS fd";
 	return errno == EPERM ? "pass: refused with EPERM" : "pass: refused with another errno";
+}
+
+/* mmsg-partial: sendmmsg cut short by SO_SNDTIMEO, then resumed as a program would. */
+static int mmsg_partial(int s)
+{
+	static char big[8 << 20];
+	char marker[] = "MARKER\n";
+	struct timeval tv = { .tv_usec = 200 * 1000 };
+	struct iovec iov[2] = { { big, sizeof(big) }, { marker, sizeof(marker) - 1 } };
+	struct mmsghdr vec[2] = { { .msg_hdr = { .msg_iov = &iov[0], .msg_iovlen = 1 } },
+				  { .msg_hdr = { .msg_iov = &iov[1], .msg_iovlen = 1 } } };
+	int n;
+
+	memset(big, 'a', sizeof(big));
+	read_request(s);
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	n = sendmmsg(s, vec, 2, 0);
+	if (n < 0)
+		n = 0;
+	tv.tv_usec = 0;
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	for (int i = 0; i < 2; i++) {
+		size_t sent = i < n ? vec[i].msg_len : 0;
+		const char *p = iov[i].iov_base;
+
+		while (sent < iov[i].iov_len) {
+			ssize_t w = write(s, p + sent, iov[i].iov_len - sent);
+
+			if (w <= 0)
+				return 1;
+			sent += (size_t)w;
+		}
+	}
+	fprintf(stderr, "mmsg-partial: sendmmsg returned %d\n", n);
+	return close(s) == 0 ? 0 : 1;
 }
 
 /* mmsg: the request through recvmmsg, a pass through sendmmsg, the answer through sendmmsg. */
@@ -250,6 +292,8 @@ int main(int argc, char **argv)
 		return 2;
 	if (strcmp(argv[2], "mmsg") == 0)
 		return mmsg(s);
+	if (strcmp(argv[2], "mmsg-partial") == 0)
+		return mmsg_partial(s);
 	read_request(s);
 	if (strcmp(argv[2], "stdio") == 0) {
 		FILE *f = fdopen(s, "w");
