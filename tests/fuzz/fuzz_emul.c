@@ -70,6 +70,7 @@ static struct {
 	bool shortfall;		   /* took less than offered, or failed, during this call */
 	bool must_complete;	   /* what the last send asked */
 	unsigned sends;
+	size_t most; /* the most one send may be offered: a read of sendfile's, or a chunk */
 } sink;
 
 /* The pipe into the connection (splice_to) and the one out of it (splice_from). */
@@ -96,7 +97,8 @@ static ssize_t fake_send(void *ctx, const void *buf, size_t len, bool must_compl
 	size_t n;
 
 	(void)ctx;
-	FUZZ_CHECK(len > 0 && len <= ATLAS_EMUL_CHUNK);
+	/* sendfile: the first read of a call one chunk, then up to ATLAS_EMUL_READ. */
+	FUZZ_CHECK(len > 0 && len <= (sink.sends == 0 ? ATLAS_EMUL_CHUNK : sink.most));
 	sink.sends++;
 	sink.must_complete = must_complete;
 	if (how % 8 == 0 || how % 8 == 1) {
@@ -136,7 +138,7 @@ static ssize_t fake_pread(int fd, void *buf, size_t len, off_t pos)
 	size_t n;
 
 	FUZZ_CHECK(fd == FILE_FD);
-	FUZZ_CHECK(len > 0 && len <= ATLAS_EMUL_CHUNK);
+	FUZZ_CHECK(len > 0 && len <= ATLAS_EMUL_READ);
 	if (file.unseekable) {
 		file.read_failed = true;
 		errno = ESPIPE;
@@ -318,6 +320,7 @@ static void do_sendfile(void)
 		count = 300000;
 	start = with_offset ? offset : file.pos;
 	sink.byte = file_byte;
+	sink.most = ATLAS_EMUL_READ;
 	sink.next = (uint64_t)start;
 	sink.taken = 0;
 	sink.shortfall = false;
@@ -365,6 +368,8 @@ static void do_splice_to(void)
 	ssize_t r;
 
 	sink.byte = pipe_byte;
+	sink.most = ATLAS_EMUL_CHUNK;
+	sink.sends = 0;
 	sink.next = pin.head;
 	sink.taken = 0;
 	sink.shortfall = false;
